@@ -1,0 +1,49 @@
+# The two commands of the README: `make demo` and `make test`. Both first
+# install the Debian packages the build needs (when run as root), then build
+# with Meson + Ninja in build/.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+DEPS       := meson ninja-build pkg-config libjson-c-dev libcmocka-dev
+
+.PHONY: all deps build demo test test-asan bench clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing build dependencies; run: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD)
+	ninja -C $(BUILD)
+
+demo: build
+	./samples/demo.sh $(BUILD)
+
+test: build
+	./test/run.sh $(BUILD)
+
+# The same suite built with AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: deps
+	@[ -f $(ASAN_BUILD)/build.ninja ] || \
+	  meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ./test/run.sh $(ASAN_BUILD)
+
+bench: build
+	$(BUILD)/bench/vfu-bench
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,242 @@
+/*
+ * libvfio-user: the server side of the vfio-user protocol. A process creates
+ * a context, describes its device (PCI identity, regions, callbacks), and
+ * serves a vfio-user client (a VMM such as QEMU) that connects over a UNIX
+ * socket. Wire structures are in vfio-user.h, PCI layout in pci_defs.h.
+ *
+ * Conventions: calls return 0 (or a count) on success and -1 with errno set
+ * on failure. A context is not thread-safe; callbacks run on the thread that
+ * called vfu_run_ctx().
+ */
+#ifndef LIB_VFIO_USER_H
+#define LIB_VFIO_USER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "pci_defs.h"
+#include "vfio-user.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LIB_VFIO_USER_MAJOR 0
+#define LIB_VFIO_USER_MINOR 2
+
+typedef struct vfu_ctx vfu_ctx_t;
+
+/* ------------------------------------------------------------------ */
+/* Context                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef enum {
+    VFU_TRANS_SOCK,     /* a UNIX stream socket at a path */
+    VFU_TRANS_MAX
+} vfu_trans_t;
+
+typedef enum {
+    VFU_DEV_TYPE_PCI
+} vfu_dev_type_t;
+
+/* vfu_attach_ctx() and vfu_run_ctx() return instead of blocking. */
+#define LIBVFIO_USER_FLAG_ATTACH_NB  (1 << 0)
+
+/*
+ * Creates a device context whose socket is bound and listening at @path on
+ * return, so a client may connect (and send VERSION) before the server
+ * attaches. @pvt is returned by vfu_get_private(). Returns NULL with errno
+ * set on failure (EINVAL for a bad argument, EADDRINUSE when @path exists).
+ */
+vfu_ctx_t *
+vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
+               vfu_dev_type_t dev_type);
+
+/*
+ * Completes set-up; required before vfu_attach_ctx(). It may be called again
+ * after further set-up calls.
+ */
+int
+vfu_realize_ctx(vfu_ctx_t *vfu_ctx);
+
+/*
+ * Accepts one client and negotiates the protocol version with it. Blocks
+ * unless the context was created with LIBVFIO_USER_FLAG_ATTACH_NB, in which
+ * case it fails with EAGAIN until a client has connected and its VERSION
+ * message has arrived. A client that fails negotiation is disconnected and
+ * the call fails with the reason (e.g. EINVAL, ENOTSUP); the socket keeps
+ * listening and the call may be repeated.
+ */
+int
+vfu_attach_ctx(vfu_ctx_t *vfu_ctx);
+
+/*
+ * The file descriptor to poll for input: the listening socket before a
+ * client is attached, the connection afterwards. Ask again after every
+ * attach and after vfu_run_ctx() fails with ENOTCONN.
+ */
+int
+vfu_get_poll_fd(vfu_ctx_t *vfu_ctx);
+
+/*
+ * Serves client requests in order. Blocking contexts serve until the client
+ * disconnects and then fail with ENOTCONN. Non-blocking contexts serve what
+ * has arrived and return the number of requests handled (0 when none).
+ * After ENOTCONN the reset callback has seen VFU_RESET_LOST_CONN, every fd
+ * the client passed is closed, and vfu_attach_ctx() accepts a new client.
+ */
+int
+vfu_run_ctx(vfu_ctx_t *vfu_ctx);
+
+/*
+ * Disconnects any client (calling the reset callback with
+ * VFU_RESET_LOST_CONN), frees the context and removes the socket file.
+ */
+void
+vfu_destroy_ctx(vfu_ctx_t *vfu_ctx);
+
+/* The @pvt pointer given to vfu_create_ctx(). */
+void *
+vfu_get_private(vfu_ctx_t *vfu_ctx);
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Receives one formatted message, without a trailing newline. */
+typedef void (vfu_log_fn_t)(vfu_ctx_t *vfu_ctx, int level, const char *msg);
+
+/*
+ * Sends messages of syslog(3) priority @level or more urgent (LOG_ERR ...
+ * LOG_DEBUG) to @log; NULL turns logging off.
+ */
+int
+vfu_setup_log(vfu_ctx_t *vfu_ctx, vfu_log_fn_t *log, int level);
+
+/* Logs through the context's log function; @fmt has no trailing newline. */
+void
+vfu_log(vfu_ctx_t *vfu_ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* Regions                                                             */
+/* ------------------------------------------------------------------ */
+
+enum {
+    VFU_PCI_DEV_BAR0_REGION_IDX,
+    VFU_PCI_DEV_BAR1_REGION_IDX,
+    VFU_PCI_DEV_BAR2_REGION_IDX,
+    VFU_PCI_DEV_BAR3_REGION_IDX,
+    VFU_PCI_DEV_BAR4_REGION_IDX,
+    VFU_PCI_DEV_BAR5_REGION_IDX,
+    VFU_PCI_DEV_ROM_REGION_IDX,
+    VFU_PCI_DEV_CFG_REGION_IDX,
+    VFU_PCI_DEV_VGA_REGION_IDX,
+    VFU_PCI_DEV_NUM_REGIONS,
+};
+
+/*
+ * Serves a region access that arrived as a message: copy @count bytes at
+ * @offset into @buf (read) or out of it (write). Returns @count, or -1 with
+ * errno set; the client gets that errno in its error reply.
+ */
+typedef ssize_t (vfu_region_access_cb_t)(vfu_ctx_t *vfu_ctx, char *buf,
+                                         size_t count, loff_t offset,
+                                         bool is_write);
+
+#define VFU_REGION_FLAG_READ      (1 << 0)
+#define VFU_REGION_FLAG_WRITE     (1 << 1)
+#define VFU_REGION_FLAG_RW        (VFU_REGION_FLAG_READ | VFU_REGION_FLAG_WRITE)
+#define VFU_REGION_FLAG_MEM       (1 << 2)  /* memory BAR; I/O BAR if unset */
+#define VFU_REGION_FLAG_ALWAYS_CB (1 << 3)  /* config space: every access to the callback */
+#define VFU_REGION_FLAG_64_BITS   (1 << 4)  /* 64-bit BAR; takes the next BAR slot too */
+#define VFU_REGION_FLAG_PREFETCH  (1 << 5)  /* prefetchable memory BAR */
+#define VFU_REGION_FLAG_MASK      (VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM | \
+                                   VFU_REGION_FLAG_ALWAYS_CB | \
+                                   VFU_REGION_FLAG_64_BITS | \
+                                   VFU_REGION_FLAG_PREFETCH)
+
+/*
+ * Describes region @region_idx of @size bytes. Accesses that arrive as
+ * messages go to @region_access. With a file descriptor @fd the client may
+ * instead mmap the region from @fd at @offset: all of it, or only the
+ * @nr_mmap_areas areas listed in @mmap_areas (iov_base is the offset inside
+ * the region, page aligned). The fd stays owned by the caller and must stay
+ * open while the context exists.
+ *
+ * The config region (VFU_PCI_DEV_CFG_REGION_IDX) is always present; its size
+ * follows the PCI type, the library emulates the standard header, and the
+ * callback, if any, serves the rest (everything with
+ * VFU_REGION_FLAG_ALWAYS_CB). It cannot be mapped.
+ *
+ * May be called again, also after vfu_realize_ctx(), to change a region.
+ */
+int
+vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
+                 vfu_region_access_cb_t *region_access, int flags,
+                 struct iovec *mmap_areas, uint32_t nr_mmap_areas,
+                 int fd, uint64_t offset);
+
+/* ------------------------------------------------------------------ */
+/* Reset                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef enum vfu_reset_type {
+    VFU_RESET_DEVICE,       /* the client sent DEVICE_RESET */
+    VFU_RESET_LOST_CONN,    /* the client went away */
+    VFU_RESET_PCI_FLR,      /* function-level reset through config space */
+} vfu_reset_type_t;
+
+/* Returns 0, or -1 with errno set (sent back to the client). */
+typedef int (vfu_reset_cb_t)(vfu_ctx_t *vfu_ctx, vfu_reset_type_t type);
+
+int
+vfu_setup_device_reset_cb(vfu_ctx_t *vfu_ctx, vfu_reset_cb_t *reset);
+
+/* ------------------------------------------------------------------ */
+/* PCI                                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef enum {
+    VFU_PCI_TYPE_CONVENTIONAL,
+    VFU_PCI_TYPE_PCI_X_1,
+    VFU_PCI_TYPE_PCI_X_2,
+    VFU_PCI_TYPE_EXPRESS
+} vfu_pci_type_t;
+
+/*
+ * Makes the device a PCI function of @pci_type with header type @hdr_type
+ * (only PCI_HEADER_TYPE_NORMAL) and revision ID @revision. Config space is
+ * 256 bytes, or 4096 for PCI-X mode 2 and PCI Express. Call once, before
+ * setting ids; a second call fails with EEXIST.
+ */
+int
+vfu_pci_init(vfu_ctx_t *vfu_ctx, vfu_pci_type_t pci_type, int hdr_type,
+             int revision);
+
+/* Vendor, device, subsystem vendor and subsystem ids. */
+void
+vfu_pci_set_id(vfu_ctx_t *vfu_ctx, uint16_t vid, uint16_t did,
+               uint16_t ssvid, uint16_t ssid);
+
+/* Base class, sub-class and programming interface. */
+void
+vfu_pci_set_class(vfu_ctx_t *vfu_ctx, uint8_t base, uint8_t sub, uint8_t pi);
+
+/*
+ * The device's config space, for the device to read (e.g. BAR addresses,
+ * the command register) and to initialise areas the library does not
+ * emulate. Valid while the context exists.
+ */
+vfu_pci_config_space_t *
+vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIB_VFIO_USER_H */

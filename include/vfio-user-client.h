@@ -1,0 +1,133 @@
+/*
+ * libvfio-user-client: the client side of the vfio-user protocol, for tests,
+ * tools and VMM authors. One vfu_client_t is one connection to one device
+ * server. Calls return 0 (or a count) on success; on failure -1 with errno
+ * set, where a server's error reply sets errno to the errno it carried.
+ * Not thread-safe.
+ */
+#ifndef VFIO_USER_CLIENT_H
+#define VFIO_USER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vfio-user.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vfu_client vfu_client_t;
+
+/* What the server announced in its VERSION reply. */
+struct vfu_client_server_info {
+    uint16_t major;
+    uint16_t minor;
+    uint32_t max_msg_fds;
+    uint64_t max_data_xfer_size;
+    uint64_t max_dma_maps;
+    uint64_t pgsizes;
+    bool write_multiple;
+};
+
+/* Connects to the server socket at @path; no message is sent yet. */
+vfu_client_t *
+vfu_client_connect(const char *path);
+
+/*
+ * Sends VERSION with @caps_json as the version data (a JSON object; NULL
+ * sends this library's capabilities) and checks the reply.
+ */
+int
+vfu_client_negotiate(vfu_client_t *client, const char *caps_json);
+
+/* Closes the connection and frees the client. */
+void
+vfu_client_close(vfu_client_t *client);
+
+/* The connected socket, for tests that write raw bytes. */
+int
+vfu_client_fd(vfu_client_t *client);
+
+const struct vfu_client_server_info *
+vfu_client_server_info(vfu_client_t *client);
+
+int
+vfu_client_device_info(vfu_client_t *client, struct vfio_user_device_info *info);
+
+/*
+ * Region info including its capability chain. On success *info is a malloc'd
+ * buffer of info->argsz bytes (free() it), and *fd is the region's fd when
+ * the server attached one, else -1. Re-asks with a bigger buffer when the
+ * capabilities did not fit, as the protocol prescribes.
+ */
+int
+vfu_client_region_info(vfu_client_t *client, uint32_t index,
+                       struct vfio_region_info **info, int *fd);
+
+int
+vfu_client_region_read(vfu_client_t *client, uint32_t region, uint64_t offset,
+                       void *data, uint32_t count);
+
+/* With @posted the write carries NO_REPLY and the call does not wait. */
+int
+vfu_client_region_write(vfu_client_t *client, uint32_t region, uint64_t offset,
+                        const void *data, uint32_t count, bool posted);
+
+/*
+ * Up to VFIO_USER_MULTI_MAX writes of at most 8 bytes in one message.
+ * Returns the number of writes the server completed (@nr when @posted).
+ */
+int
+vfu_client_region_write_multi(vfu_client_t *client,
+                              const struct vfio_user_write_multi_data *wrs,
+                              size_t nr, bool posted);
+
+int
+vfu_client_reset(vfu_client_t *client);
+
+/*
+ * Raw access, for tests and tools: sends any message (the header is built
+ * from @cmd and @flags; msg_id is chosen and returned in *msg_id).
+ */
+int
+vfu_client_send(vfu_client_t *client, uint16_t cmd, uint32_t flags,
+                const void *payload, size_t len, const int *fds, size_t nr_fds,
+                uint16_t *msg_id);
+
+/*
+ * Receives the next message whole. Copies at most @cap payload bytes to
+ * @payload and returns the payload length; fds (if @fds) are stored, up to
+ * *nr_fds, and the rest closed. Returns -1/ENOTCONN when the server closed.
+ */
+ssize_t
+vfu_client_recv(vfu_client_t *client, struct vfio_user_header *hdr,
+                void *payload, size_t cap, int *fds, size_t *nr_fds);
+
+/*
+ * One request and its reply: sends @req and waits for the reply with the
+ * same msg_id. Returns the reply's payload length (copied up to
+ * @reply_cap), or -1 with errno from the error reply. Reply fds are stored
+ * as in vfu_client_recv().
+ */
+ssize_t
+vfu_client_request(vfu_client_t *client, uint16_t cmd, const void *req,
+                   size_t req_len, const int *fds, size_t nr_fds,
+                   void *reply, size_t reply_cap, int *reply_fds,
+                   size_t *nr_reply_fds);
+
+/* Requests sent and recvmsg() calls made, for benchmarks. */
+struct vfu_client_stats {
+    uint64_t requests;
+    uint64_t recv_calls;
+};
+void
+vfu_client_get_stats(vfu_client_t *client, struct vfu_client_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VFIO_USER_CLIENT_H */

@@ -1,0 +1,318 @@
+/*
+ * Context life cycle: creating the listening socket, realizing the device,
+ * accepting and negotiating with a client (vfu_attach_ctx), dropping a
+ * client, and destroying the context.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "private.h"
+
+static int
+listen_unix(const char *path, bool nonblock)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        return -ENAMETOOLONG;
+    }
+    strcpy(addr.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+                (nonblock ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        listen(fd, 8) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+VFU_EXPORT vfu_ctx_t *
+vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
+               vfu_dev_type_t dev_type)
+{
+    vfu_ctx_t *ctx;
+    int err;
+
+    if (trans != VFU_TRANS_SOCK || path == NULL || *path == '\0' ||
+        dev_type != VFU_DEV_TYPE_PCI || (flags & ~LIBVFIO_USER_FLAG_ATTACH_NB)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        return NULL;
+    }
+    ctx->flags = flags;
+    ctx->pvt = pvt;
+    ctx->dev_type = dev_type;
+    ctx->conn_fd = -1;
+    ctx->listen_fd = -1;
+    ctx->log_level = LOG_ERR;
+    for (int i = 0; i < VFU_PCI_DEV_NUM_REGIONS; i++) {
+        ctx->regions[i].fd = -1;
+    }
+    ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].flags = VFU_REGION_FLAG_RW;
+    ctx->reply_buf_size = SERVER_MAX_DATA_XFER +
+                          sizeof(struct vfio_user_region_access);
+    ctx->sock_path = strdup(path);
+    ctx->reply_buf = malloc(ctx->reply_buf_size);
+    if (ctx->sock_path == NULL || ctx->reply_buf == NULL) {
+        err = ENOMEM;
+        goto fail;
+    }
+    if ((err = -tran_rx_init(&ctx->rx, SERVER_RX_BUF_SIZE)) != 0 ||
+        (err = -pci_alloc(ctx)) != 0) {
+        goto fail;
+    }
+    ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].size = ctx->pci.cfg_size;
+
+    ctx->listen_fd = listen_unix(path, flags & LIBVFIO_USER_FLAG_ATTACH_NB);
+    if (ctx->listen_fd < 0) {
+        err = -ctx->listen_fd;
+        ctx->listen_fd = -1;
+        goto fail;
+    }
+    return ctx;
+
+fail:
+    tran_rx_fini(&ctx->rx);
+    pci_free(ctx);
+    free(ctx->reply_buf);
+    free(ctx->sock_path);
+    free(ctx);
+    errno = err;
+    return NULL;
+}
+
+VFU_EXPORT int
+vfu_realize_ctx(vfu_ctx_t *ctx)
+{
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].size = ctx->pci.cfg_size;
+    for (int i = 0; i <= VFU_PCI_DEV_ROM_REGION_IDX; i++) {
+        pci_region_changed(ctx, i);
+    }
+    ctx->realized = true;
+    return 0;
+}
+
+VFU_EXPORT void *
+vfu_get_private(vfu_ctx_t *ctx)
+{
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return ctx->pvt;
+}
+
+VFU_EXPORT int
+vfu_get_poll_fd(vfu_ctx_t *ctx)
+{
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return ctx->conn_fd >= 0 ? ctx->conn_fd : ctx->listen_fd;
+}
+
+void
+ctx_disconnect(vfu_ctx_t *ctx)
+{
+    if (ctx->conn_fd < 0) {
+        return;
+    }
+    if (ctx->negotiated && ctx->reset_cb != NULL) {
+        if (ctx->reset_cb(ctx, VFU_RESET_LOST_CONN) < 0) {
+            vfu_log_warn(ctx, "reset callback failed on disconnect: %m");
+        }
+    }
+    close(ctx->conn_fd);
+    ctx->conn_fd = -1;
+    ctx->negotiated = false;
+    tran_rx_reset(&ctx->rx);
+    vfu_log_info(ctx, "client disconnected");
+}
+
+static uint16_t
+min_u16(uint16_t a, uint16_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Sends an error reply for a message that cannot be served. */
+static void
+reply_error(vfu_ctx_t *ctx, const struct tran_msg *msg, int err)
+{
+    struct vfio_user_header hdr;
+
+    tran_hdr_init(&hdr, msg->hdr.msg_id, msg->hdr.cmd,
+                  VFIO_USER_F_TYPE_REPLY, false);
+    hdr.flags.error = 1;
+    hdr.error_no = (uint32_t)err;
+    (void)tran_send(ctx->conn_fd, &hdr, NULL, 0, NULL, 0);
+}
+
+/*
+ * Answers the client's VERSION with ours: the same major, the lower minor,
+ * and the capabilities this server supports.
+ */
+static int
+negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
+{
+    struct vfio_user_version ver = { .major = VFIO_USER_MAJOR_VER };
+    struct vfio_user_header hdr;
+    struct vfu_caps ours;
+    struct iovec iov[2];
+    const char *why = NULL;
+    uint16_t major, minor;
+    size_t json_len;
+    char *json;
+    int ret;
+
+    if (msg->malformed || msg->oversized || msg->fds_lost ||
+        msg->hdr.cmd != VFIO_USER_VERSION ||
+        msg->hdr.flags.type != VFIO_USER_F_TYPE_COMMAND ||
+        msg->hdr.flags.no_reply) {
+        vfu_log_err(ctx, "first message is not a VERSION command (cmd %u)",
+                    msg->hdr.cmd);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (msg->nr_fds > 0) {
+        vfu_log_err(ctx, "VERSION carried %zu fds", msg->nr_fds);
+        ret = -EINVAL;
+        goto fail;
+    }
+    ret = vfu_version_parse(msg->payload, msg->len, &major, &minor,
+                            &ctx->client_caps, &why);
+    if (ret < 0) {
+        vfu_log_err(ctx, "bad VERSION: %s", why);
+        goto fail;
+    }
+
+    vfu_caps_defaults(&ours);
+    ours.max_msg_fds = SERVER_MAX_MSG_FDS;
+    ours.max_data_xfer_size = SERVER_MAX_DATA_XFER;
+    ours.write_multiple = true;
+    json = vfu_caps_format(&ours, &json_len);
+    if (json == NULL) {
+        ret = -ENOMEM;
+        goto fail;
+    }
+    ver.minor = min_u16(minor, VFIO_USER_MINOR_VER);
+    tran_hdr_init(&hdr, msg->hdr.msg_id, VFIO_USER_VERSION,
+                  VFIO_USER_F_TYPE_REPLY, false);
+    iov[0] = (struct iovec){ &ver, sizeof(ver) };
+    iov[1] = (struct iovec){ json, json_len };
+    ret = tran_send(ctx->conn_fd, &hdr, iov, 2, NULL, 0);
+    free(json);
+    if (ret < 0) {
+        return ret;
+    }
+    vfu_log_info(ctx, "client negotiated version %u.%u, max_data_xfer_size %"
+                 PRIu64, major, ver.minor, ctx->client_caps.max_data_xfer_size);
+    return 0;
+
+fail:
+    reply_error(ctx, msg, -ret);
+    return ret;
+}
+
+/* Waits for the client's VERSION and answers it; -EAGAIN if not there yet. */
+static int
+attach_negotiate(vfu_ctx_t *ctx)
+{
+    bool block = !(ctx->flags & LIBVFIO_USER_FLAG_ATTACH_NB);
+    struct tran_msg msg;
+    int ret;
+
+    while (tran_rx_next(&ctx->rx, &msg) == 0) {
+        ssize_t n = tran_rx_fill(&ctx->rx, ctx->conn_fd, block);
+        if (n < 0) {
+            return (int)n;
+        }
+    }
+    ret = negotiate(ctx, &msg);
+    tran_msg_close_fds(&msg);
+    return ret;
+}
+
+VFU_EXPORT int
+vfu_attach_ctx(vfu_ctx_t *ctx)
+{
+    int ret;
+
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!ctx->realized) {
+        vfu_log_err(ctx, "vfu_attach_ctx before vfu_realize_ctx");
+        errno = EINVAL;
+        return -1;
+    }
+    if (ctx->negotiated) {
+        errno = EISCONN;
+        return -1;
+    }
+    if (ctx->conn_fd < 0) {
+        ctx->conn_fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (ctx->conn_fd < 0) {
+            return -1;      /* EAGAIN when non-blocking and nobody there */
+        }
+        tran_rx_reset(&ctx->rx);
+    }
+    ret = attach_negotiate(ctx);
+    if (ret == -EAGAIN) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (ret < 0) {
+        /* This client is gone; the listener stays for the next one. */
+        close(ctx->conn_fd);
+        ctx->conn_fd = -1;
+        tran_rx_reset(&ctx->rx);
+        errno = ret == -ENOTCONN ? ENOTCONN : -ret;
+        return -1;
+    }
+    ctx->negotiated = true;
+    return 0;
+}
+
+VFU_EXPORT void
+vfu_destroy_ctx(vfu_ctx_t *ctx)
+{
+    if (ctx == NULL) {
+        return;
+    }
+    ctx_disconnect(ctx);
+    if (ctx->conn_fd >= 0) {
+        close(ctx->conn_fd);
+    }
+    if (ctx->listen_fd >= 0) {
+        close(ctx->listen_fd);
+        unlink(ctx->sock_path);
+    }
+    tran_rx_fini(&ctx->rx);
+    regions_free(ctx);
+    pci_free(ctx);
+    free(ctx->reply_buf);
+    free(ctx->sock_path);
+    free(ctx);
+}

@@ -1,0 +1,169 @@
+/*
+ * The request loop: takes whole messages from the socket in order, rejects
+ * what is not a well-formed command, calls the command's handler and sends
+ * its reply (header, payload and fds in one sendmsg). Commands flagged
+ * NO_REPLY never get a reply, not even an error.
+ */
+#include <string.h>
+
+#include "private.h"
+
+typedef int (handler_fn)(vfu_ctx_t *ctx, struct tran_msg *msg,
+                         struct vfu_reply *reply);
+
+static handler_fn *const handlers[VFIO_USER_MAX] = {
+    [VFIO_USER_DEVICE_GET_INFO]         = handle_device_get_info,
+    [VFIO_USER_DEVICE_GET_REGION_INFO]  = handle_region_info,
+    [VFIO_USER_REGION_READ]             = handle_region_read,
+    [VFIO_USER_REGION_WRITE]            = handle_region_write,
+    [VFIO_USER_DEVICE_RESET]            = handle_device_reset,
+    [VFIO_USER_REGION_WRITE_MULTI]      = handle_region_write_multi,
+};
+
+/* Framing and header checks common to every command; 0 or -errno. */
+static int
+check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
+{
+    const struct vfio_user_header *hdr = &msg->hdr;
+
+    if (msg->malformed) {
+        vfu_log_err(ctx, "msg%u: size %u is smaller than a header",
+                    hdr->msg_id, hdr->msg_size);
+        return -EINVAL;
+    }
+    if (msg->oversized) {
+        /* The limit is the receive buffer: the largest request plus slack. */
+        vfu_log_err(ctx, "msg%u: size %u exceeds the %zu-byte limit",
+                    hdr->msg_id, hdr->msg_size, ctx->rx.cap);
+        return -E2BIG;
+    }
+    if (msg->fds_lost || msg->nr_fds > SERVER_MAX_MSG_FDS) {
+        vfu_log_err(ctx, "msg%u: more fds than %u", hdr->msg_id,
+                    SERVER_MAX_MSG_FDS);
+        return -EINVAL;
+    }
+    if (hdr->flags.type != VFIO_USER_F_TYPE_COMMAND) {
+        vfu_log_err(ctx, "msg%u: type %u where a command belongs",
+                    hdr->msg_id, hdr->flags.type);
+        return -EINVAL;
+    }
+    if (hdr->flags.error || hdr->flags.resvd) {
+        vfu_log_err(ctx, "msg%u: reserved flags %#x set", hdr->msg_id,
+                    hdr->flags.error | (hdr->flags.resvd << 1));
+        return -EINVAL;
+    }
+    if (hdr->cmd == VFIO_USER_VERSION) {
+        vfu_log_err(ctx, "msg%u: VERSION after negotiation", hdr->msg_id);
+        return -EINVAL;
+    }
+    if (hdr->cmd >= VFIO_USER_MAX || handlers[hdr->cmd] == NULL) {
+        vfu_log_err(ctx, "msg%u: command %u not supported", hdr->msg_id,
+                    hdr->cmd);
+        return -ENOSYS;
+    }
+    return 0;
+}
+
+int
+dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
+{
+    struct vfu_reply reply;
+    struct vfio_user_header hdr;
+    int ret;
+
+    ctx->nr_requests++;
+    reply.iovcnt = 0;
+    reply.nr_fds = 0;
+
+    ret = check_header(ctx, msg);
+    if (ret == 0) {
+        ret = handlers[msg->hdr.cmd](ctx, msg, &reply);
+    }
+    /* Whatever the handler did not take, we close: nothing leaks. */
+    tran_msg_close_fds(msg);
+
+    if (msg->hdr.flags.no_reply) {
+        if (ret < 0) {
+            vfu_log_err(ctx, "msg%u: posted command %u failed: %s",
+                        msg->hdr.msg_id, msg->hdr.cmd, strerror(-ret));
+        }
+        return 0;
+    }
+
+    tran_hdr_init(&hdr, msg->hdr.msg_id, msg->hdr.cmd,
+                  VFIO_USER_F_TYPE_REPLY, false);
+    if (ret < 0) {
+        hdr.flags.error = 1;
+        hdr.error_no = (uint32_t)-ret;
+        reply.iovcnt = 0;
+        reply.nr_fds = 0;
+    }
+    ret = tran_send(ctx->conn_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
+                    reply.nr_fds);
+    if (ret < 0) {
+        vfu_log_err(ctx, "msg%u: failed to send reply: %s", msg->hdr.msg_id,
+                    strerror(-ret));
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+/* Serves every complete message already buffered; -ENOTCONN if the link broke. */
+static int
+serve_buffered(vfu_ctx_t *ctx, int *handled)
+{
+    struct tran_msg msg;
+
+    while (tran_rx_next(&ctx->rx, &msg) == 1) {
+        int ret = dispatch_msg(ctx, &msg);
+        (*handled)++;
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_run_ctx(vfu_ctx_t *ctx)
+{
+    bool block;
+    int handled = 0;
+
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!ctx->negotiated) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    block = !(ctx->flags & LIBVFIO_USER_FLAG_ATTACH_NB);
+
+    for (;;) {
+        ssize_t n;
+
+        if (serve_buffered(ctx, &handled) < 0) {
+            break;
+        }
+        n = tran_rx_fill(&ctx->rx, ctx->conn_fd, block);
+        if (n == -EAGAIN) {
+            return handled;
+        }
+        if (n < 0) {
+            if (n != -ENOTCONN) {
+                vfu_log_err(ctx, "receive failed: %s", strerror((int)-n));
+            }
+            break;
+        }
+        if (!block) {
+            if (serve_buffered(ctx, &handled) < 0) {
+                break;
+            }
+            return handled;
+        }
+    }
+    ctx_disconnect(ctx);
+    errno = ENOTCONN;
+    return -1;
+}

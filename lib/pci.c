@@ -1,0 +1,426 @@
+/*
+ * PCI config space emulation: owns the emulated type-0 header (ids, class,
+ * command/status, BARs, expansion ROM BAR, interrupt line), the per-byte
+ * write and write-1-to-clear masks that govern client writes to it, and the
+ * routing of config accesses between this emulation and the device's config
+ * region callback.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "private.h"
+
+#define HDR_SIZE PCI_STD_HEADER_SIZEOF
+
+/* Command bits a client may change; the rest are reserved or obsolete. */
+#define CMD_WMASK (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | \
+                   PCI_COMMAND_PARITY | PCI_COMMAND_SERR | \
+                   PCI_COMMAND_INTX_DISABLE)
+
+/* Error bits of the status register, which a client clears by writing 1. */
+#define STS_W1CMASK (PCI_STATUS_PARITY | PCI_STATUS_SIG_TARGET_ABORT | \
+                     PCI_STATUS_REC_TARGET_ABORT | \
+                     PCI_STATUS_REC_MASTER_ABORT | \
+                     PCI_STATUS_SIG_SYSTEM_ERROR | \
+                     PCI_STATUS_DETECTED_PARITY)
+
+#define MIN_MEM_BAR_SIZE 16
+#define MIN_IO_BAR_SIZE  4
+#define MIN_ROM_SIZE     2048
+
+/* Registers are little endian and may sit at any byte offset. */
+static uint32_t
+get32(const uint8_t *p, size_t off)
+{
+    uint32_t v;
+
+    memcpy(&v, p + off, sizeof(v));
+    return le32toh(v);
+}
+
+static void
+put32(uint8_t *p, size_t off, uint32_t val)
+{
+    uint32_t v = htole32(val);
+
+    memcpy(p + off, &v, sizeof(v));
+}
+
+static uint16_t
+get16(const uint8_t *p, size_t off)
+{
+    uint16_t v;
+
+    memcpy(&v, p + off, sizeof(v));
+    return le16toh(v);
+}
+
+static void
+put16(uint8_t *p, size_t off, uint16_t val)
+{
+    uint16_t v = htole16(val);
+
+    memcpy(p + off, &v, sizeof(v));
+}
+
+/* Smallest power of two >= @size and >= @min (a power of two). */
+static uint64_t
+decode_size(uint64_t size, uint64_t min)
+{
+    uint64_t s = min;
+
+    /* Stop at 2^63 rather than shift to 0 and spin forever. */
+    while (s < size && s < (UINT64_C(1) << 63)) {
+        s <<= 1;
+    }
+    return s;
+}
+
+static bool
+is_mem64(const struct vfu_region *r)
+{
+    return r->size != 0 && (r->flags & VFU_REGION_FLAG_MEM) &&
+           (r->flags & VFU_REGION_FLAG_64_BITS);
+}
+
+static void
+set_header_masks(vfu_ctx_t *ctx)
+{
+    put16(ctx->pci.wmask, PCI_COMMAND, CMD_WMASK);
+    put16(ctx->pci.w1cmask, PCI_STATUS, STS_W1CMASK);
+    ctx->pci.wmask[PCI_CACHE_LINE_SIZE] = 0xff;
+    ctx->pci.wmask[PCI_LATENCY_TIMER] = 0xff;
+    ctx->pci.wmask[PCI_INTERRUPT_LINE] = 0xff;
+}
+
+int
+pci_alloc(vfu_ctx_t *ctx)
+{
+    ctx->pci.cfg = calloc(1, PCI_CFG_SPACE_EXP_SIZE);
+    ctx->pci.wmask = calloc(1, PCI_CFG_SPACE_EXP_SIZE);
+    ctx->pci.w1cmask = calloc(1, PCI_CFG_SPACE_EXP_SIZE);
+    if (ctx->pci.cfg == NULL || ctx->pci.wmask == NULL ||
+        ctx->pci.w1cmask == NULL) {
+        pci_free(ctx);
+        return -ENOMEM;
+    }
+    ctx->pci.initialized = false;
+    ctx->pci.type = VFU_PCI_TYPE_CONVENTIONAL;
+    ctx->pci.cfg_size = PCI_CFG_SPACE_SIZE;
+    set_header_masks(ctx);
+    return 0;
+}
+
+void
+pci_free(vfu_ctx_t *ctx)
+{
+    free(ctx->pci.cfg);
+    free(ctx->pci.wmask);
+    free(ctx->pci.w1cmask);
+    ctx->pci.cfg = NULL;
+    ctx->pci.wmask = NULL;
+    ctx->pci.w1cmask = NULL;
+}
+
+/* Installs @type | kept address bits, with @mask as the writable bits. */
+static void
+set_bar_reg(vfu_ctx_t *ctx, size_t off, uint32_t type, uint32_t mask)
+{
+    uint32_t cur = get32(ctx->pci.cfg, off);
+
+    put32(ctx->pci.cfg, off, (cur & mask) | type);
+    put32(ctx->pci.wmask, off, mask);
+}
+
+static void
+rom_changed(vfu_ctx_t *ctx)
+{
+    const struct vfu_region *r = &ctx->regions[VFU_PCI_DEV_ROM_REGION_IDX];
+    uint32_t mask;
+
+    if (r->size == 0) {
+        put32(ctx->pci.cfg, PCI_ROM_ADDRESS, 0);
+        put32(ctx->pci.wmask, PCI_ROM_ADDRESS, 0);
+        return;
+    }
+    mask = (uint32_t)~(decode_size(r->size, MIN_ROM_SIZE) - 1) &
+           PCI_ROM_ADDRESS_MASK;
+    set_bar_reg(ctx, PCI_ROM_ADDRESS, 0, mask | PCI_ROM_ADDRESS_ENABLE);
+}
+
+void
+pci_region_changed(vfu_ctx_t *ctx, int idx)
+{
+    const struct vfu_region *r;
+    size_t off;
+    uint64_t mask;
+    uint32_t type;
+    bool mem64;
+
+    if (idx == VFU_PCI_DEV_ROM_REGION_IDX) {
+        rom_changed(ctx);
+        return;
+    }
+    if (idx < 0 || idx >= PCI_BARS_NR) {
+        return;
+    }
+    r = &ctx->regions[idx];
+    off = PCI_BASE_ADDRESS_0 + 4 * (size_t)idx;
+
+    mem64 = false;
+    if (r->size == 0) {
+        /* The upper dword of a 64-bit BAR belongs to the BAR below it. */
+        if (idx > 0 && is_mem64(&ctx->regions[idx - 1])) {
+            return;
+        }
+        put32(ctx->pci.cfg, off, 0);
+        put32(ctx->pci.wmask, off, 0);
+    } else if (!(r->flags & VFU_REGION_FLAG_MEM)) {
+        mask = ~(decode_size(r->size, MIN_IO_BAR_SIZE) - 1);
+        set_bar_reg(ctx, off, PCI_BASE_ADDRESS_SPACE_IO,
+                    (uint32_t)mask & (uint32_t)PCI_BASE_ADDRESS_IO_MASK);
+    } else {
+        /* BAR5 has no upper slot; a 64-bit flag there cannot be honoured. */
+        mem64 = is_mem64(r) && idx + 1 < PCI_BARS_NR;
+        type = PCI_BASE_ADDRESS_SPACE_MEMORY |
+               (mem64 ? PCI_BASE_ADDRESS_MEM_TYPE_64
+                      : PCI_BASE_ADDRESS_MEM_TYPE_32);
+        if (r->flags & VFU_REGION_FLAG_PREFETCH) {
+            type |= PCI_BASE_ADDRESS_MEM_PREFETCH;
+        }
+        mask = ~(decode_size(r->size, MIN_MEM_BAR_SIZE) - 1);
+        set_bar_reg(ctx, off, type,
+                    (uint32_t)mask & (uint32_t)PCI_BASE_ADDRESS_MEM_MASK);
+        if (mem64) {
+            set_bar_reg(ctx, off + 4, 0, (uint32_t)(mask >> 32));
+        }
+    }
+
+    /*
+     * If this BAR stopped being 64-bit, the slot above may hold a stale
+     * upper dword; clear it unless a region of its own lives there.
+     */
+    if (!mem64 && idx + 1 < PCI_BARS_NR && ctx->regions[idx + 1].size == 0) {
+        put32(ctx->pci.cfg, off + 4, 0);
+        put32(ctx->pci.wmask, off + 4, 0);
+    }
+}
+
+/* Calls the config region callback, turning its result into count/-errno. */
+static ssize_t
+call_cfg_cb(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
+            size_t count, uint64_t offset, bool is_write)
+{
+    ssize_t ret;
+
+    errno = 0;
+    ret = cb(ctx, buf, count, (loff_t)offset, is_write);
+    if (ret < 0) {
+        return errno > 0 ? -errno : -EIO;
+    }
+    if ((size_t)ret != count) {
+        return -EIO;
+    }
+    return ret;
+}
+
+/*
+ * Whether a write to byte @off may be accepted, its read-only bits ignored.
+ * Bytes with writable or W1C bits may, and so may every byte of the six BAR
+ * registers and the ROM BAR, implemented or not: a guest sizes every one of
+ * them by writing all-ones and reading back (0 for an absent BAR), and the
+ * lower dword of a 64-bit BAR of 4 GiB or more has no writable bit at all.
+ */
+static bool
+byte_accepts_write(vfu_ctx_t *ctx, size_t off)
+{
+    return (ctx->pci.wmask[off] | ctx->pci.w1cmask[off]) != 0 ||
+           (off >= PCI_BASE_ADDRESS_0 && off < PCI_BASE_ADDRESS_5 + 4) ||
+           (off >= PCI_ROM_ADDRESS && off < PCI_ROM_ADDRESS + 4);
+}
+
+/*
+ * Computes into @out the header bytes a write of @val at @off would leave,
+ * without changing anything. Fails with -EPERM when no byte written accepts
+ * writes yet some byte would differ: that is a real attempt to change
+ * read-only state. Writing back the current value is allowed because
+ * clients write whole dwords that mix read-only and writable bytes.
+ */
+static int
+hdr_write_prepare(vfu_ctx_t *ctx, const uint8_t *val, size_t count,
+                  size_t off, uint8_t *out)
+{
+    bool any_writable = false;
+    bool differs = false;
+    size_t i;
+
+    for (i = 0; i < count; i++) {
+        uint8_t old = ctx->pci.cfg[off + i];
+        uint8_t wm = ctx->pci.wmask[off + i];
+        uint8_t cm = ctx->pci.w1cmask[off + i];
+        uint8_t v = (old & ~wm) | (val[i] & wm);
+
+        out[i] = v & ~(val[i] & cm);
+        any_writable |= byte_accepts_write(ctx, off + i);
+        differs |= val[i] != old;
+    }
+    if (!any_writable && differs) {
+        vfu_log_debug(ctx, "refused write of %zu bytes to read-only config "
+                      "space at %#zx", count, off);
+        return -EPERM;
+    }
+    return 0;
+}
+
+ssize_t
+pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
+                  bool is_write)
+{
+    const struct vfu_region *cr = &ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX];
+    uint8_t hdr[HDR_SIZE];
+    size_t hdr_count = 0;
+    ssize_t ret;
+
+    if ((cr->flags & VFU_REGION_FLAG_ALWAYS_CB) && cr->cb != NULL) {
+        return call_cfg_cb(ctx, cr->cb, buf, count, offset, is_write);
+    }
+
+    if (offset < HDR_SIZE) {
+        hdr_count = HDR_SIZE - offset;
+        if (hdr_count > count) {
+            hdr_count = count;
+        }
+        if (is_write) {
+            ret = hdr_write_prepare(ctx, (const uint8_t *)buf, hdr_count,
+                                    offset, hdr);
+            if (ret < 0) {
+                return ret;
+            }
+        } else {
+            memcpy(buf, ctx->pci.cfg + offset, hdr_count);
+        }
+    }
+
+    /*
+     * The part past the header goes before the header write is committed,
+     * so a failing write leaves the header as it was.
+     */
+    if (hdr_count < count) {
+        char *rest = buf + hdr_count;
+        size_t rest_count = count - hdr_count;
+        uint64_t rest_off = offset + hdr_count;
+
+        if (cr->cb != NULL) {
+            ret = call_cfg_cb(ctx, cr->cb, rest, rest_count, rest_off,
+                              is_write);
+            if (ret < 0) {
+                return ret;
+            }
+        } else if (is_write) {
+            return -EINVAL;
+        } else {
+            memcpy(rest, ctx->pci.cfg + rest_off, rest_count);
+        }
+    }
+
+    if (is_write && hdr_count > 0) {
+        memcpy(ctx->pci.cfg + offset, hdr, hdr_count);
+    }
+    return (ssize_t)count;
+}
+
+void
+pci_reset(vfu_ctx_t *ctx)
+{
+    uint8_t *cfg = ctx->pci.cfg;
+    size_t off;
+
+    put16(cfg, PCI_COMMAND, 0);
+    put16(cfg, PCI_STATUS,
+          get16(cfg, PCI_STATUS) & ~get16(ctx->pci.w1cmask, PCI_STATUS));
+    /* Clearing the writable bits leaves only the BAR type bits. */
+    for (off = PCI_BASE_ADDRESS_0; off <= PCI_BASE_ADDRESS_5; off += 4) {
+        put32(cfg, off, get32(cfg, off) & ~get32(ctx->pci.wmask, off));
+    }
+    put32(cfg, PCI_ROM_ADDRESS,
+          get32(cfg, PCI_ROM_ADDRESS) & ~get32(ctx->pci.wmask, PCI_ROM_ADDRESS));
+    /* PCI requires these to read 0 after reset. */
+    cfg[PCI_CACHE_LINE_SIZE] = 0;
+    cfg[PCI_LATENCY_TIMER] = 0;
+    cfg[PCI_INTERRUPT_LINE] = 0;
+}
+
+VFU_EXPORT int
+vfu_pci_init(vfu_ctx_t *ctx, vfu_pci_type_t pci_type, int hdr_type,
+             int revision)
+{
+    int i;
+
+    if (ctx == NULL || ctx->pci.cfg == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (ctx->pci.initialized) {
+        errno = EEXIST;
+        return -1;
+    }
+    /* Compare as int: the enum may be unsigned, hiding negative values. */
+    if ((int)pci_type < (int)VFU_PCI_TYPE_CONVENTIONAL ||
+        (int)pci_type > (int)VFU_PCI_TYPE_EXPRESS ||
+        hdr_type != PCI_HEADER_TYPE_NORMAL ||
+        revision < 0 || revision > 0xff) {
+        errno = EINVAL;
+        return -1;
+    }
+
+    ctx->pci.type = pci_type;
+    ctx->pci.cfg_size = (pci_type == VFU_PCI_TYPE_PCI_X_2 ||
+                         pci_type == VFU_PCI_TYPE_EXPRESS) ?
+                        PCI_CFG_SPACE_EXP_SIZE : PCI_CFG_SPACE_SIZE;
+    ctx->pci.cfg[PCI_REVISION_ID] = (uint8_t)revision;
+    ctx->pci.cfg[PCI_HEADER_TYPE] = (uint8_t)hdr_type;
+    ctx->pci.initialized = true;
+
+    /* Regions may have been set up first; make sure their BARs show. */
+    for (i = 0; i < PCI_BARS_NR; i++) {
+        pci_region_changed(ctx, i);
+    }
+    pci_region_changed(ctx, VFU_PCI_DEV_ROM_REGION_IDX);
+    return 0;
+}
+
+VFU_EXPORT void
+vfu_pci_set_id(vfu_ctx_t *ctx, uint16_t vid, uint16_t did, uint16_t ssvid,
+               uint16_t ssid)
+{
+    if (ctx == NULL || ctx->pci.cfg == NULL) {
+        return;
+    }
+    put16(ctx->pci.cfg, PCI_VENDOR_ID, vid);
+    put16(ctx->pci.cfg, PCI_DEVICE_ID, did);
+    put16(ctx->pci.cfg, PCI_SUBSYSTEM_VENDOR_ID, ssvid);
+    put16(ctx->pci.cfg, PCI_SUBSYSTEM_ID, ssid);
+}
+
+VFU_EXPORT void
+vfu_pci_set_class(vfu_ctx_t *ctx, uint8_t base, uint8_t sub, uint8_t pi)
+{
+    if (ctx == NULL || ctx->pci.cfg == NULL) {
+        return;
+    }
+    ctx->pci.cfg[PCI_CLASS_PROG] = pi;
+    ctx->pci.cfg[PCI_CLASS_DEVICE] = sub;
+    ctx->pci.cfg[PCI_CLASS_DEVICE + 1] = base;
+}
+
+VFU_EXPORT vfu_pci_config_space_t *
+vfu_pci_get_config_space(vfu_ctx_t *ctx)
+{
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return (vfu_pci_config_space_t *)ctx->pci.cfg;
+}

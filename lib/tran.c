@@ -1,0 +1,368 @@
+/*
+ * Message framing on a UNIX stream socket (see tran.h). Receiving reads as
+ * much as the kernel has into one buffer, so a burst of small requests costs
+ * one recvmsg(); a message larger than one read is completed by further
+ * reads. File descriptors arrive with the first bytes of the sendmsg() that
+ * carried them, and the kernel ends a read right after them, so they belong
+ * to the last message that starts inside that read.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tran.h"
+
+#define HDR_SIZE sizeof(struct vfio_user_header)
+
+int
+tran_rx_init(struct tran_rx *rx, size_t cap)
+{
+    memset(rx, 0, sizeof(*rx));
+    rx->buf = malloc(cap);
+    if (rx->buf == NULL) {
+        return -ENOMEM;
+    }
+    rx->cap = cap;
+    return 0;
+}
+
+static void
+close_fd_set(struct tran_fd_set *set)
+{
+    for (size_t i = 0; i < set->nr; i++) {
+        close(set->fds[i]);
+    }
+    set->nr = 0;
+}
+
+static void
+drop_fd_set(struct tran_rx *rx, size_t i)
+{
+    rx->fd_sets[i] = rx->fd_sets[rx->nr_fd_sets - 1];
+    rx->nr_fd_sets--;
+}
+
+void
+tran_rx_reset(struct tran_rx *rx)
+{
+    for (size_t i = 0; i < rx->nr_fd_sets; i++) {
+        close_fd_set(&rx->fd_sets[i]);
+    }
+    rx->nr_fd_sets = 0;
+    rx->start = rx->end = 0;
+    rx->skip = 0;
+}
+
+void
+tran_rx_fini(struct tran_rx *rx)
+{
+    tran_rx_reset(rx);
+    free(rx->buf);
+    rx->buf = NULL;
+}
+
+bool
+tran_rx_pending(const struct tran_rx *rx)
+{
+    return rx->end > rx->start || rx->skip > 0;
+}
+
+/* Moves unconsumed bytes to the front so that a whole message fits. */
+static void
+compact(struct tran_rx *rx)
+{
+    size_t i = 0;
+
+    if (rx->start == 0) {
+        return;
+    }
+    while (i < rx->nr_fd_sets) {
+        if (rx->fd_sets[i].off < rx->start) {
+            /* Its message is gone: nobody will take these fds. */
+            close_fd_set(&rx->fd_sets[i]);
+            drop_fd_set(rx, i);
+            continue;
+        }
+        rx->fd_sets[i].off -= rx->start;
+        i++;
+    }
+    if (rx->end > rx->start) {
+        memmove(rx->buf, rx->buf + rx->start, rx->end - rx->start);
+    }
+    rx->end -= rx->start;
+    rx->start = 0;
+}
+
+/* Offset of the last message that starts in [from, to), or SIZE_MAX. */
+static size_t
+last_msg_start(const struct tran_rx *rx, size_t from, size_t to)
+{
+    uint64_t off = rx->start + rx->skip;
+    size_t owner = SIZE_MAX;
+
+    while (off < to) {
+        struct vfio_user_header hdr;
+
+        if (off >= from) {
+            owner = off;
+        }
+        if (off + HDR_SIZE > to) {
+            break;
+        }
+        memcpy(&hdr, rx->buf + off, sizeof(hdr));
+        off += hdr.msg_size < HDR_SIZE ? HDR_SIZE : hdr.msg_size;
+    }
+    return owner;
+}
+
+static void
+store_fds(struct tran_rx *rx, size_t from, int *fds, size_t nr, bool lost)
+{
+    size_t owner = last_msg_start(rx, from, rx->end);
+
+    if (owner == SIZE_MAX || rx->nr_fd_sets == TRAN_MAX_FD_SETS) {
+        for (size_t i = 0; i < nr; i++) {
+            close(fds[i]);
+        }
+        return;
+    }
+    struct tran_fd_set *set = &rx->fd_sets[rx->nr_fd_sets++];
+    set->off = owner;
+    memcpy(set->fds, fds, nr * sizeof(int));
+    set->nr = nr;
+    set->lost = lost;
+}
+
+ssize_t
+tran_rx_fill(struct tran_rx *rx, int sock, bool block)
+{
+    union {
+        char buf[CMSG_SPACE(TRAN_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov;
+    struct msghdr mh = { 0 };
+    int fds[TRAN_MAX_FDS];
+    size_t nr_fds = 0;
+    ssize_t n;
+
+    if (rx->start == rx->end) {
+        compact(rx);
+    } else if (rx->start > 0) {
+        compact(rx);
+    }
+    if (rx->end == rx->cap) {
+        return -ENOBUFS;        /* cannot happen: messages fit by design */
+    }
+
+    iov.iov_base = rx->buf + rx->end;
+    iov.iov_len = rx->cap - rx->end;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+
+    do {
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
+    } while (n < 0 && errno == EINTR);
+
+    if (n < 0) {
+        if (errno == EWOULDBLOCK || errno == EAGAIN) {
+            return -EAGAIN;
+        }
+        if (errno == ECONNRESET || errno == EPIPE) {
+            return -ENOTCONN;
+        }
+        return -errno;
+    }
+
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+         c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < cnt && nr_fds < TRAN_MAX_FDS; i++) {
+            memcpy(&fds[nr_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        }
+    }
+
+    if (n == 0) {
+        for (size_t i = 0; i < nr_fds; i++) {
+            close(fds[i]);
+        }
+        return -ENOTCONN;
+    }
+
+    size_t from = rx->end;
+    rx->end += (size_t)n;
+    rx->nr_recv++;
+    if (nr_fds > 0 || (mh.msg_flags & MSG_CTRUNC)) {
+        store_fds(rx, from, fds, nr_fds, (mh.msg_flags & MSG_CTRUNC) != 0);
+    }
+    return n;
+}
+
+/* Hands the fds that came with the message at @off to @msg. */
+static void
+take_fds(struct tran_rx *rx, size_t off, struct tran_msg *msg)
+{
+    for (size_t i = 0; i < rx->nr_fd_sets; i++) {
+        struct tran_fd_set *set = &rx->fd_sets[i];
+        if (set->off != off) {
+            continue;
+        }
+        memcpy(msg->fds, set->fds, set->nr * sizeof(int));
+        msg->nr_fds = set->nr;
+        msg->fds_lost = set->lost;
+        drop_fd_set(rx, i);
+        return;
+    }
+}
+
+int
+tran_rx_next(struct tran_rx *rx, struct tran_msg *msg)
+{
+    size_t avail;
+
+    if (rx->skip > 0) {
+        size_t drop = rx->end - rx->start;
+        if (drop > rx->skip) {
+            drop = rx->skip;
+        }
+        rx->start += drop;
+        rx->skip -= drop;
+        if (rx->skip > 0) {
+            return 0;
+        }
+    }
+
+    avail = rx->end - rx->start;
+    if (avail < HDR_SIZE) {
+        return 0;
+    }
+
+    memset(msg, 0, offsetof(struct tran_msg, fds));
+    msg->nr_fds = 0;
+    msg->malformed = msg->oversized = msg->fds_lost = false;
+    memcpy(&msg->hdr, rx->buf + rx->start, HDR_SIZE);
+    size_t off = rx->start;
+    uint32_t size = msg->hdr.msg_size;
+
+    if (size < HDR_SIZE) {
+        msg->malformed = true;
+        rx->start += HDR_SIZE;
+    } else if (size > rx->cap) {
+        size_t drop = avail < size ? avail : size;
+        msg->oversized = true;
+        msg->len = size - HDR_SIZE;
+        rx->start += drop;
+        rx->skip = size - drop;
+    } else if (avail < size) {
+        return 0;
+    } else {
+        msg->payload = rx->buf + off + HDR_SIZE;
+        msg->len = size - HDR_SIZE;
+        rx->start += size;
+    }
+    take_fds(rx, off, msg);
+    return 1;
+}
+
+void
+tran_msg_close_fds(struct tran_msg *msg)
+{
+    for (size_t i = 0; i < msg->nr_fds; i++) {
+        if (msg->fds[i] >= 0) {
+            close(msg->fds[i]);
+        }
+        msg->fds[i] = -1;
+    }
+    msg->nr_fds = 0;
+}
+
+void
+tran_hdr_init(struct vfio_user_header *hdr, uint16_t msg_id, uint16_t cmd,
+              unsigned type, bool no_reply)
+{
+    memset(hdr, 0, sizeof(*hdr));
+    hdr->msg_id = msg_id;
+    hdr->cmd = cmd;
+    hdr->flags.type = type & VFIO_USER_F_TYPE_MASK;
+    hdr->flags.no_reply = no_reply;
+}
+
+#define TRAN_MAX_IOV 8
+
+int
+tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
+          size_t iovcnt, const int *fds, size_t nr_fds)
+{
+    union {
+        char buf[CMSG_SPACE(TRAN_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec v[TRAN_MAX_IOV + 1];
+    struct msghdr mh = { 0 };
+    size_t total = HDR_SIZE;
+    size_t nv = 1;
+
+    if (iovcnt > TRAN_MAX_IOV || nr_fds > TRAN_MAX_FDS) {
+        return -EINVAL;
+    }
+    v[0].iov_base = hdr;
+    v[0].iov_len = HDR_SIZE;
+    for (size_t i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len == 0) {
+            continue;
+        }
+        v[nv++] = iov[i];
+        total += iov[i].iov_len;
+    }
+    if (total > UINT32_MAX) {
+        return -EINVAL;
+    }
+    hdr->msg_size = (uint32_t)total;
+
+    mh.msg_iov = v;
+    mh.msg_iovlen = nv;
+    if (nr_fds > 0) {
+        struct cmsghdr *c;
+        memset(ctl.buf, 0, sizeof(ctl.buf));
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = CMSG_SPACE(nr_fds * sizeof(int));
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nr_fds * sizeof(int));
+    }
+
+    while (total > 0) {
+        ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return (errno == EPIPE || errno == ECONNRESET) ? -ENOTCONN : -errno;
+        }
+        total -= (size_t)n;
+        /* Partial send: skip what went out; fds went with the first part. */
+        mh.msg_control = NULL;
+        mh.msg_controllen = 0;
+        while (n > 0 && mh.msg_iovlen > 0) {
+            if ((size_t)n >= mh.msg_iov->iov_len) {
+                n -= (ssize_t)mh.msg_iov->iov_len;
+                mh.msg_iov++;
+                mh.msg_iovlen--;
+            } else {
+                mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + n;
+                mh.msg_iov->iov_len -= (size_t)n;
+                n = 0;
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * Framing of vfio-user messages on a UNIX stream socket, shared by the server
+ * library and the client library: reading whole messages (and the file
+ * descriptors that came with them) however the kernel splits or joins them,
+ * and sending a message in one sendmsg().
+ */
+#ifndef VFU_TRAN_H
+#define VFU_TRAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vfio-user.h"
+
+/* Most file descriptors one message may carry. */
+#define TRAN_MAX_FDS            16
+/* Most fd-carrying messages that can be in the receive buffer at once. */
+#define TRAN_MAX_FD_SETS        4
+
+/* One received message; payload points into the receive buffer. */
+struct tran_msg {
+    struct vfio_user_header hdr;
+    uint8_t *payload;
+    size_t len;                 /* payload bytes (msg_size - header) */
+    int fds[TRAN_MAX_FDS];      /* owned by the message; -1 once taken */
+    size_t nr_fds;
+    /*
+     * Framing faults: the message cannot be served, only answered with an
+     * error. 'malformed' when msg_size is smaller than a header (the 16
+     * header bytes are consumed as the message), 'oversized' when it exceeds
+     * the receive buffer (its bytes are skipped as they arrive), 'fds_lost'
+     * when the kernel truncated its descriptors.
+     */
+    bool malformed;
+    bool oversized;
+    bool fds_lost;
+};
+
+struct tran_fd_set {
+    size_t off;                 /* offset of the owning message in buf */
+    int fds[TRAN_MAX_FDS];
+    size_t nr;
+    bool lost;
+};
+
+struct tran_rx {
+    uint8_t *buf;
+    size_t cap;
+    size_t start;               /* first unconsumed byte */
+    size_t end;                 /* end of received bytes */
+    uint64_t skip;              /* bytes of an oversized message still to drop */
+    struct tran_fd_set fd_sets[TRAN_MAX_FD_SETS];
+    size_t nr_fd_sets;
+    uint64_t nr_recv;           /* recvmsg calls that returned data (stats) */
+};
+
+int tran_rx_init(struct tran_rx *rx, size_t cap);
+/* Frees the buffer and closes every fd still held. */
+void tran_rx_fini(struct tran_rx *rx);
+/* Drops buffered bytes and closes held fds (new connection). */
+void tran_rx_reset(struct tran_rx *rx);
+/* True when bytes of an unfinished message are buffered. */
+bool tran_rx_pending(const struct tran_rx *rx);
+
+/*
+ * One recvmsg() into the buffer. Returns the number of bytes received,
+ * -EAGAIN when @block is false and nothing is there, -ENOTCONN when the
+ * peer closed, or another -errno.
+ */
+ssize_t tran_rx_fill(struct tran_rx *rx, int sock, bool block);
+
+/*
+ * Takes the next complete message out of the buffer. Returns 1 and fills
+ * @msg, or 0 when more bytes are needed. The payload stays valid until the
+ * next tran_rx_fill(); fds in @msg must be closed or taken by the caller
+ * (tran_msg_close_fds()).
+ */
+int tran_rx_next(struct tran_rx *rx, struct tran_msg *msg);
+
+void tran_msg_close_fds(struct tran_msg *msg);
+
+/*
+ * Sends a header and payload as one message with one sendmsg() (more only if
+ * the kernel accepts part of it). @hdr->msg_size is set here. Returns 0 or
+ * -errno.
+ */
+int tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
+              size_t iovcnt, const int *fds, size_t nr_fds);
+
+/* Fills a command or reply header. */
+void tran_hdr_init(struct vfio_user_header *hdr, uint16_t msg_id, uint16_t cmd,
+                   unsigned type, bool no_reply);
+
+#endif /* VFU_TRAN_H */

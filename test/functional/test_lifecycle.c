@@ -1,0 +1,335 @@
+/*
+ * Functional tests of a context's life: version negotiation (good and bad
+ * proposals), attach in blocking and non-blocking mode, disconnect and
+ * reconnect, fd hygiene across connections, and vfu_setup_region's argument
+ * checks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* Sends VERSION with @json (raw) and returns the reply's error_no. */
+static int
+propose(vfu_client_t *c, uint16_t major, const char *json, void *reply,
+        size_t cap, size_t *len)
+{
+    uint8_t buf[512];
+    struct vfio_user_version *ver = (void *)buf;
+    size_t n = json != NULL ? strlen(json) + 1 : 0;
+
+    ver->major = major;
+    ver->minor = 7;
+    memcpy(ver->data, json != NULL ? json : "", n);
+    return raw_request(c, VFIO_USER_VERSION, 0, buf, sizeof(*ver) + n, NULL, 0,
+                       reply, cap, len);
+}
+
+static void
+test_negotiation_reply(void **state)
+{
+    struct test_dev *dev = dev_start(1);
+    vfu_client_t *c = vfu_client_connect(dev->sock);
+    char reply[512];
+    size_t len = 0;
+    (void)state;
+
+    assert_int_equal(propose(c, 0, "{\"capabilities\":{\"max_msg_fds\":8,"
+                             "\"write_multiple\":true}}", reply, sizeof(reply),
+                             &len), 0);
+    struct vfio_user_version *ver = (void *)reply;
+    assert_int_equal(ver->major, 0);
+    assert_int_equal(ver->minor, 0);            /* min(7, ours) */
+    assert_true(len > sizeof(*ver) + 2);
+    assert_int_equal(reply[len - 1], '\0');     /* NUL-terminated JSON */
+    assert_non_null(strstr((char *)ver->data, "\"max_data_xfer_size\""));
+    assert_non_null(strstr((char *)ver->data, "\"write_multiple\":true"));
+    assert_true(server_alive(c));
+    vfu_client_close(c);
+    dev_join(dev);
+    assert_int_equal(dev->run_errno, ENOTCONN);
+    dev_stop(dev);
+}
+
+/* A bad proposal fails that attach; the next client is served. */
+static void
+check_rejected(uint16_t major, const char *json, int expect)
+{
+    struct test_dev *dev = dev_start(1);
+    vfu_client_t *c = vfu_client_connect(dev->sock);
+    char reply[512];
+
+    assert_int_equal(propose(c, major, json, reply, sizeof(reply), NULL), expect);
+    vfu_client_close(c);
+
+    c = client_open(dev);
+    assert_true(server_alive(c));
+    vfu_client_close(c);
+    dev_join(dev);
+    assert_int_equal(dev->attach_errno, expect);
+    assert_int_equal(dev->nr_attaches, 1);
+    dev_stop(dev);
+}
+
+static void
+test_negotiation_rejects(void **state)
+{
+    (void)state;
+    check_rejected(0, "{\"capabilities\":", EINVAL);
+    check_rejected(0, "{\"capabilities\":{\"max_msg_fds\":\"many\"}}", EINVAL);
+    check_rejected(0, "{\"capabilities\":{\"max_data_xfer_size\":1}}", EINVAL);
+    check_rejected(0, "{\"capabilities\":{\"pgsizes\":1000}}", EINVAL);
+    check_rejected(1, "{}", ENOTSUP);
+}
+
+static void
+test_other_command_first(void **state)
+{
+    struct test_dev *dev = dev_start(1);
+    vfu_client_t *c = vfu_client_connect(dev->sock);
+    struct vfio_user_device_info info = { .argsz = sizeof(info) };
+    (void)state;
+
+    assert_int_equal(raw_request(c, VFIO_USER_DEVICE_GET_INFO, 0, &info,
+                                 sizeof(info), NULL, 0, NULL, 0, NULL), EINVAL);
+    vfu_client_close(c);
+    c = client_open(dev);
+    assert_int_equal(vfu_client_device_info(c, &info), 0);
+    vfu_client_close(c);
+    dev_join(dev);
+    assert_int_equal(dev->attach_errno, EINVAL);
+    dev_stop(dev);
+}
+
+/* Client leaves: reset(LOST_CONN), fds closed, a second client attaches. */
+static void
+test_disconnect_and_reconnect(void **state)
+{
+    int before = count_open_fds();
+    struct test_dev *dev = dev_start(2);
+    int base = count_open_fds();
+    vfu_client_t *c = client_open(dev);
+    struct vfio_region_info *info;
+    int fd;
+    (void)state;
+
+    /* Leave a message half-sent and an fd in flight when we go. */
+    assert_int_equal(vfu_client_region_info(c, VFU_PCI_DEV_BAR2_REGION_IDX,
+                                            &info, &fd), 0);
+    free(info);
+    close(fd);
+    uint8_t partial[10] = { 0 };
+    assert_int_equal(write(vfu_client_fd(c), partial, sizeof(partial)), 10);
+    vfu_client_close(c);
+
+    c = client_open(dev);
+    assert_true(server_alive(c));
+    vfu_client_close(c);
+    dev_join(dev);
+    assert_int_equal(dev->nr_attaches, 2);
+    assert_int_equal(dev->nr_resets[VFU_RESET_LOST_CONN], 2);
+    assert_int_equal(dev->run_errno, ENOTCONN);
+    assert_int_equal(count_open_fds(), base);
+    dev_stop(dev);
+    assert_int_equal(count_open_fds(), before);
+}
+
+static void
+test_nonblocking(void **state)
+{
+    char dir[] = "/tmp/vfu-nb.XXXXXX";
+    char sock[64];
+    vfu_ctx_t *ctx;
+    vfu_client_t *c;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/s", dir);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, sock, LIBVFIO_USER_FLAG_ATTACH_NB,
+                         NULL, VFU_DEV_TYPE_PCI);
+    assert_non_null(ctx);
+    assert_int_equal(vfu_attach_ctx(ctx), -1);
+    assert_int_equal(errno, EINVAL);            /* not realized yet */
+    assert_int_equal(vfu_realize_ctx(ctx), 0);
+    assert_int_equal(vfu_attach_ctx(ctx), -1);
+    assert_int_equal(errno, EAGAIN);            /* nobody there */
+    assert_int_equal(vfu_run_ctx(ctx), -1);
+    assert_int_equal(errno, ENOTCONN);
+
+    /* The socket listens from creation on: connect and propose first. */
+    c = vfu_client_connect(sock);
+    assert_non_null(c);
+    int listen_fd = vfu_get_poll_fd(ctx);
+    assert_true(listen_fd >= 0);
+    /* Connected but no VERSION yet: still EAGAIN. */
+    assert_int_equal(vfu_attach_ctx(ctx), -1);
+    assert_int_equal(errno, EAGAIN);
+
+    uint8_t ver[4] = { 0, 0, 0, 0 };
+    uint16_t id;
+    assert_int_equal(vfu_client_send(c, VFIO_USER_VERSION, 0, ver, 4, NULL, 0,
+                                     &id), 0);
+    while (vfu_attach_ctx(ctx) < 0) {
+        assert_int_equal(errno, EAGAIN);
+    }
+    assert_int_not_equal(vfu_get_poll_fd(ctx), listen_fd);
+    struct vfio_user_header hdr;
+    assert_true(vfu_client_recv(c, &hdr, NULL, 0, NULL, NULL) >= 0);
+    assert_false(hdr.flags.error);
+
+    /* Nothing queued: 0 handled. Three queued: 3 handled in one call. */
+    assert_int_equal(vfu_run_ctx(ctx), 0);
+    uint32_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        struct vfio_user_region_access rd = {
+            .offset = off, .region = VFU_PCI_DEV_CFG_REGION_IDX, .count = 4 };
+        assert_int_equal(vfu_client_send(c, VFIO_USER_REGION_READ, 0, &rd,
+                                         sizeof(rd), NULL, 0, &id), 0);
+    }
+    usleep(20000);
+    assert_int_equal(vfu_run_ctx(ctx), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(vfu_client_recv(c, &hdr, NULL, 0, NULL, NULL) >= 0);
+        assert_false(hdr.flags.error);
+    }
+    vfu_client_close(c);
+    while (vfu_run_ctx(ctx) >= 0) {
+        usleep(1000);
+    }
+    assert_int_equal(errno, ENOTCONN);
+    assert_int_equal(vfu_get_poll_fd(ctx), listen_fd);
+    vfu_destroy_ctx(ctx);
+    /* The socket file is gone with the context. */
+    struct stat st;
+    assert_int_equal(stat(sock, &st), -1);
+    rmdir(dir);
+}
+
+static void
+test_create_errors(void **state)
+{
+    char dir[] = "/tmp/vfu-cr.XXXXXX";
+    char sock[64];
+    vfu_ctx_t *ctx;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/s", dir);
+    assert_null(vfu_create_ctx(VFU_TRANS_MAX, sock, 0, NULL, VFU_DEV_TYPE_PCI));
+    assert_int_equal(errno, EINVAL);
+    assert_null(vfu_create_ctx(VFU_TRANS_SOCK, sock, 0x80, NULL, VFU_DEV_TYPE_PCI));
+    assert_int_equal(errno, EINVAL);
+    assert_null(vfu_create_ctx(VFU_TRANS_SOCK, NULL, 0, NULL, VFU_DEV_TYPE_PCI));
+    assert_int_equal(errno, EINVAL);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, sock, 0, (void *)0x1234,
+                         VFU_DEV_TYPE_PCI);
+    assert_non_null(ctx);
+    assert_ptr_equal(vfu_get_private(ctx), (void *)0x1234);
+    /* The path is taken. */
+    assert_null(vfu_create_ctx(VFU_TRANS_SOCK, sock, 0, NULL, VFU_DEV_TYPE_PCI));
+    assert_int_equal(errno, EADDRINUSE);
+    assert_int_equal(vfu_setup_log(ctx, NULL, 99), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_pci_init(ctx, VFU_PCI_TYPE_EXPRESS, 0, 0), 0);
+    assert_int_equal(vfu_pci_init(ctx, VFU_PCI_TYPE_EXPRESS, 0, 0), -1);
+    assert_int_equal(errno, EEXIST);
+    vfu_destroy_ctx(ctx);
+    rmdir(dir);
+}
+
+static void
+test_setup_region_checks(void **state)
+{
+    char dir[] = "/tmp/vfu-rg.XXXXXX";
+    char sock[64];
+    int memfd = memfd_create("r", MFD_CLOEXEC);
+    struct iovec good = { (void *)4096, 4096 };
+    struct iovec outside = { (void *)8192, 8192 };
+    struct iovec unaligned = { (void *)100, 4096 };
+    struct iovec overlap[2] = { { (void *)0, 8192 }, { (void *)4096, 4096 } };
+    vfu_ctx_t *ctx;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/s", dir);
+    assert_int_equal(ftruncate(memfd, 16384), 0);
+    ctx = vfu_create_ctx(VFU_TRANS_SOCK, sock, 0, NULL, VFU_DEV_TYPE_PCI);
+    assert_non_null(ctx);
+
+#define REFUSED(call, err) do { \
+        assert_int_equal((call), -1); assert_int_equal(errno, (err)); \
+    } while (0)
+    int rw = VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM;
+    REFUSED(vfu_setup_region(ctx, 9, 4096, NULL, rw, NULL, 0, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, -1, 4096, NULL, rw, NULL, 0, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 0, NULL, rw, NULL, 0, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 4096, NULL, 1 << 10, NULL, 0, -1, 0), EINVAL);
+    /* Sparse areas need an fd, and must lie inside, aligned, apart. */
+    REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &good, 1, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &outside, 1, memfd, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &unaligned, 1, memfd, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 16384, NULL, rw, overlap, 2, memfd, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &good, 0, memfd, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, NULL, 0, memfd, 100), EINVAL);
+    /* The fd must hold the region. */
+    REFUSED(vfu_setup_region(ctx, 0, 32768, NULL, rw, NULL, 0, memfd, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 4096, NULL, rw, NULL, 0, 1000, 0), EBADF);
+    /* 64-bit BARs: memory only, not BAR5, and the next slot stays free. */
+    REFUSED(vfu_setup_region(ctx, 5, 4096, NULL, rw | VFU_REGION_FLAG_64_BITS,
+                             NULL, 0, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 4096, NULL,
+                             VFU_REGION_FLAG_RW | VFU_REGION_FLAG_64_BITS,
+                             NULL, 0, -1, 0), EINVAL);
+    assert_int_equal(vfu_setup_region(ctx, 0, 4096, NULL,
+                                      rw | VFU_REGION_FLAG_64_BITS, NULL, 0,
+                                      -1, 0), 0);
+    REFUSED(vfu_setup_region(ctx, 1, 4096, NULL, rw, NULL, 0, -1, 0), EINVAL);
+    /* The ROM is read-only; config space is never mappable. */
+    REFUSED(vfu_setup_region(ctx, VFU_PCI_DEV_ROM_REGION_IDX, 4096, NULL,
+                             VFU_REGION_FLAG_RW, NULL, 0, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL,
+                             VFU_REGION_FLAG_RW, NULL, 0, memfd, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 2, 4096, NULL,
+                             rw | VFU_REGION_FLAG_ALWAYS_CB, NULL, 0, -1, 0),
+            EINVAL);
+    /* Good ones, also after realize. */
+    assert_int_equal(vfu_setup_region(ctx, 2, 16384, NULL, rw, &good, 1, memfd,
+                                      0), 0);
+    assert_int_equal(vfu_realize_ctx(ctx), 0);
+    assert_int_equal(vfu_setup_region(ctx, 3, 256, NULL, VFU_REGION_FLAG_RW,
+                                      NULL, 0, -1, 0), 0);
+    vfu_pci_config_space_t *cfg = vfu_pci_get_config_space(ctx);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->hdr.bars[3].raw & 1, 1);   /* an I/O BAR now */
+    assert_int_equal(cfg->hdr.bars[0].raw & 0x6, 0x4); /* 64-bit */
+    vfu_destroy_ctx(ctx);
+    close(memfd);
+    rmdir(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_negotiation_reply),
+        cmocka_unit_test(test_negotiation_rejects),
+        cmocka_unit_test(test_other_command_first),
+        cmocka_unit_test(test_disconnect_and_reconnect),
+        cmocka_unit_test(test_nonblocking),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_setup_region_checks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Runs the test suite of a Meson build directory and ends with the line
+# "N passed, N failed" that CI reads.
+set -u
+build=${1:-build}
+meson test -C "$build" --print-errorlogs --num-processes 2
+status=$?
+log="$build/meson-logs/testlog.json"
+passed=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
+failed=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
+skipped=$(grep -c '"result": "SKIP"' "$log" 2>/dev/null || true)
+echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+exit $status

@@ -1,0 +1,269 @@
+/*
+ * Unit tests of the framing layer (lib/tran.c) over a socketpair: messages
+ * split and joined in every way, fds attributed to the right message, and
+ * the framing faults (too small, too big) handled without losing the stream.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tran.h"
+
+struct fixture {
+    int sv[2];
+    struct tran_rx rx;
+};
+
+static int
+setup_cap(void **state, size_t cap)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->sv), 0);
+    assert_int_equal(tran_rx_init(&f->rx, cap), 0);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state) { return setup_cap(state, 1 << 20); }
+static int setup_small(void **state) { return setup_cap(state, 256); }
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    tran_rx_fini(&f->rx);
+    close(f->sv[0]);
+    close(f->sv[1]);
+    free(f);
+    return 0;
+}
+
+/* Builds a command message of @len payload bytes filled with @fill. */
+static size_t
+make_msg(uint8_t *buf, uint16_t id, uint16_t cmd, size_t len, uint8_t fill)
+{
+    struct vfio_user_header hdr;
+    tran_hdr_init(&hdr, id, cmd, VFIO_USER_F_TYPE_COMMAND, false);
+    hdr.msg_size = (uint32_t)(sizeof(hdr) + len);
+    memcpy(buf, &hdr, sizeof(hdr));
+    memset(buf + sizeof(hdr), fill, len);
+    return sizeof(hdr) + len;
+}
+
+static void
+write_all(int fd, const void *buf, size_t len)
+{
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+}
+
+/* Receives until one message is complete. */
+static void
+next_msg(struct fixture *f, struct tran_msg *msg)
+{
+    while (tran_rx_next(&f->rx, msg) == 0) {
+        assert_true(tran_rx_fill(&f->rx, f->sv[1], true) > 0);
+    }
+}
+
+static void
+test_two_messages_one_read(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[256];
+    struct tran_msg msg;
+    size_t n = make_msg(buf, 1, 9, 16, 0xaa);
+    n += make_msg(buf + n, 2, 10, 20, 0xbb);
+
+    write_all(f->sv[0], buf, n);
+    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], true), (ssize_t)n);
+    assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
+    assert_int_equal(msg.hdr.msg_id, 1);
+    assert_int_equal(msg.len, 16);
+    assert_int_equal(msg.payload[15], 0xaa);
+    assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
+    assert_int_equal(msg.hdr.msg_id, 2);
+    assert_int_equal(msg.len, 20);
+    assert_int_equal(msg.payload[0], 0xbb);
+    assert_int_equal(tran_rx_next(&f->rx, &msg), 0);
+    assert_int_equal(f->rx.nr_recv, 1);
+}
+
+static void
+test_message_split_bytewise(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[64];
+    struct tran_msg msg;
+    size_t n = make_msg(buf, 7, 13, 24, 0x5c);
+
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(tran_rx_next(&f->rx, &msg), 0);
+        write_all(f->sv[0], buf + i, 1);
+        assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], true), 1);
+    }
+    assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
+    assert_int_equal(msg.hdr.msg_id, 7);
+    assert_int_equal(msg.len, 24);
+    assert_int_equal(msg.payload[23], 0x5c);
+}
+
+static void
+test_large_message(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = (1 << 20) - 64;
+    uint8_t *buf = malloc(len + 16);
+    struct tran_msg msg;
+    size_t n = make_msg(buf, 3, 10, len, 0);
+
+    for (size_t i = 0; i < len; i++) {
+        buf[16 + i] = (uint8_t)(i * 7);
+    }
+    /* Send from a child so the socket buffer does not fill up. */
+    if (fork() == 0) {
+        write_all(f->sv[0], buf, n);
+        _exit(0);
+    }
+    next_msg(f, &msg);
+    assert_int_equal(msg.len, len);
+    assert_memory_equal(msg.payload, buf + 16, len);
+    free(buf);
+}
+
+static void
+send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+    struct vfio_user_header hdr;
+    struct iovec iov = { (void *)((const uint8_t *)buf + sizeof(hdr)),
+                         len - sizeof(hdr) };
+    memcpy(&hdr, buf, sizeof(hdr));
+    assert_int_equal(tran_send(sock, &hdr, &iov, 1, &fd, 1), 0);
+}
+
+static void
+test_fds_follow_their_message(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t a[64], b[64];
+    struct tran_msg msg;
+    int pipefd[2];
+    size_t na = make_msg(a, 1, 9, 16, 1);
+    size_t nb = make_msg(b, 2, 2, 32, 2);
+
+    assert_int_equal(pipe(pipefd), 0);
+    /* An fd-less message, then one with an fd: one read can hold both. */
+    write_all(f->sv[0], a, na);
+    send_with_fd(f->sv[0], b, nb, pipefd[0]);
+    close(pipefd[0]);
+
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 1);
+    assert_int_equal(msg.nr_fds, 0);
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 2);
+    assert_int_equal(msg.nr_fds, 1);
+    /* It is the pipe: what we write at one end comes out of the other. */
+    write_all(pipefd[1], "x", 1);
+    char c;
+    assert_int_equal(read(msg.fds[0], &c, 1), 1);
+    assert_int_equal(c, 'x');
+    tran_msg_close_fds(&msg);
+    assert_int_equal(msg.nr_fds, 0);
+    close(pipefd[1]);
+}
+
+static void
+test_malformed_size_keeps_stream(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[128];
+    struct tran_msg msg;
+    size_t n = make_msg(buf, 1, 9, 0, 0);
+    struct vfio_user_header *hdr = (void *)buf;
+
+    hdr->msg_size = 8;      /* smaller than a header */
+    n += make_msg(buf + n, 2, 9, 16, 0x11);
+    write_all(f->sv[0], buf, n);
+
+    next_msg(f, &msg);
+    assert_true(msg.malformed);
+    assert_int_equal(msg.hdr.msg_id, 1);
+    next_msg(f, &msg);
+    assert_false(msg.malformed);
+    assert_int_equal(msg.hdr.msg_id, 2);
+    assert_int_equal(msg.len, 16);
+}
+
+static void
+test_oversized_is_skipped(void **state)
+{
+    struct fixture *f = *state;         /* 256-byte buffer */
+    uint8_t big[1024], ok[64];
+    struct tran_msg msg;
+    size_t nbig = make_msg(big, 1, 10, 1000, 0xee);
+    size_t nok = make_msg(ok, 2, 9, 16, 0x22);
+
+    write_all(f->sv[0], big, nbig);
+    write_all(f->sv[0], ok, nok);
+    next_msg(f, &msg);
+    assert_true(msg.oversized);
+    assert_int_equal(msg.hdr.msg_id, 1);
+    assert_int_equal(msg.len, 1000);
+    next_msg(f, &msg);
+    assert_false(msg.oversized);
+    assert_int_equal(msg.hdr.msg_id, 2);
+    assert_int_equal(msg.payload[0], 0x22);
+}
+
+static void
+test_eof_and_nonblocking(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], false), -EAGAIN);
+    close(f->sv[0]);
+    f->sv[0] = open("/dev/null", O_RDONLY);
+    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], true), -ENOTCONN);
+}
+
+static void
+test_send_sets_size(void **state)
+{
+    struct fixture *f = *state;
+    struct vfio_user_header hdr;
+    uint32_t payload[3] = { 1, 2, 3 };
+    struct iovec iov[2] = { { payload, 4 }, { payload + 1, 8 } };
+    struct tran_msg msg;
+
+    tran_hdr_init(&hdr, 42, 9, VFIO_USER_F_TYPE_REPLY, false);
+    assert_int_equal(tran_send(f->sv[0], &hdr, iov, 2, NULL, 0), 0);
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_size, 16 + 12);
+    assert_int_equal(msg.hdr.flags.type, VFIO_USER_F_TYPE_REPLY);
+    assert_memory_equal(msg.payload, payload, 12);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_two_messages_one_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_split_bytewise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fds_follow_their_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_size_keeps_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_is_skipped, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_eof_and_nonblocking, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_sets_size, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
