@@ -274,9 +274,13 @@ hdr_write_prepare(vfu_ctx_t *ctx, const uint8_t *val, size_t count,
     return 0;
 }
 
-ssize_t
-pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
-                  bool is_write)
+/*
+ * Config space access; with @dry_run a write is only checked: the callback
+ * is not called and nothing changes (callback-owned bytes count as fine).
+ */
+static ssize_t
+config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
+              bool is_write, bool dry_run)
 {
     const struct vfu_region *cr = &ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX];
     uint8_t hdr[HDR_SIZE];
@@ -284,7 +288,8 @@ pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
     ssize_t ret;
 
     if ((cr->flags & VFU_REGION_FLAG_ALWAYS_CB) && cr->cb != NULL) {
-        return call_cfg_cb(ctx, cr->cb, buf, count, offset, is_write);
+        return dry_run ? (ssize_t)count :
+               call_cfg_cb(ctx, cr->cb, buf, count, offset, is_write);
     }
 
     if (offset < HDR_SIZE) {
@@ -313,8 +318,8 @@ pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
         uint64_t rest_off = offset + hdr_count;
 
         if (cr->cb != NULL) {
-            ret = call_cfg_cb(ctx, cr->cb, rest, rest_count, rest_off,
-                              is_write);
+            ret = dry_run ? 0 : call_cfg_cb(ctx, cr->cb, rest, rest_count,
+                                            rest_off, is_write);
             if (ret < 0) {
                 return ret;
             }
@@ -325,7 +330,7 @@ pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
         }
     }
 
-    if (is_write && hdr_count > 0) {
+    if (is_write && hdr_count > 0 && !dry_run) {
         memcpy(ctx->pci.cfg + offset, hdr, hdr_count);
     }
     return (ssize_t)count;
@@ -423,4 +428,20 @@ vfu_pci_get_config_space(vfu_ctx_t *ctx)
         return NULL;
     }
     return (vfu_pci_config_space_t *)ctx->pci.cfg;
+}
+
+ssize_t
+pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
+                  bool is_write)
+{
+    return config_access(ctx, buf, count, offset, is_write, false);
+}
+
+int
+pci_config_check_write(vfu_ctx_t *ctx, const char *buf, size_t count,
+                       uint64_t offset)
+{
+    /* A dry run reads @buf only. */
+    ssize_t ret = config_access(ctx, (char *)buf, count, offset, true, true);
+    return ret < 0 ? (int)ret : 0;
 }

@@ -138,6 +138,12 @@ void pci_region_changed(vfu_ctx_t *ctx, int idx);
 /* Config space access of @count bytes at @offset; returns count or -errno. */
 ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
                           uint64_t offset, bool is_write);
+/*
+ * Whether a config space write would be refused by the emulation (-EPERM,
+ * -EINVAL), without doing it; callback-owned bytes are not checked.
+ */
+int pci_config_check_write(vfu_ctx_t *ctx, const char *buf, size_t count,
+                           uint64_t offset);
 /* Restores the registers a reset clears (command, status, BARs). */
 void pci_reset(vfu_ctx_t *ctx);
 

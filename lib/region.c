@@ -379,6 +379,10 @@ handle_region_write_multi(vfu_ctx_t *ctx, struct tran_msg *msg,
             return -EINVAL;
         }
         ret = check_access(ctx, wr.region, wr.offset, wr.count, true);
+        if (ret == 0 && wr.region == VFU_PCI_DEV_CFG_REGION_IDX) {
+            ret = pci_config_check_write(ctx, (const char *)wr.data, wr.count,
+                                         wr.offset);
+        }
         if (ret < 0) {
             return ret;
         }

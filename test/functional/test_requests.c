@@ -1198,6 +1198,9 @@ test_write_multi_bad(void **state)
     EXPECT_MULTI_BATCH_ERR(f, wr(0, BAR0_SIZE, 1, 0), EINVAL);
     EXPECT_MULTI_BATCH_ERR(f, wr(0, UINT64_MAX - 1, 4, 0), EINVAL);
     EXPECT_MULTI_BATCH_ERR(f, wr(VFU_PCI_DEV_ROM_REGION_IDX, 0, 4, 0), EACCES);
+    /* Config space refusals are found before anything is written too. */
+    EXPECT_MULTI_BATCH_ERR(f, wr(CFG_IDX, PCI_VENDOR_ID, 2, 0xbeef), EPERM);
+    EXPECT_MULTI_BATCH_ERR(f, wr(CFG_IDX, 0x80, 4, 1), EINVAL);
     for (size_t i = 0; i < ROM_SIZE; i++) {
         assert_int_equal(dev->rom[i], (uint8_t)(i ^ 0x5a));
     }
