@@ -118,7 +118,7 @@ vfu_client_request(vfu_client_t *client, uint16_t cmd, const void *req,
                    void *reply, size_t reply_cap, int *reply_fds,
                    size_t *nr_reply_fds);
 
-/* Requests sent and recvmsg() calls made, for benchmarks. */
+/* Messages sent, and recvmsg() calls that returned data, for benchmarks. */
 struct vfu_client_stats {
     uint64_t requests;
     uint64_t recv_calls;

@@ -56,9 +56,7 @@ fail(int neg_errno)
     return -1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Receiving                                                           */
-/* ------------------------------------------------------------------ */
+/* --- Receiving --- */
 
 /*
  * Grows the receive buffer when the next message's header says it will not
@@ -202,13 +200,13 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
             }
             continue;
         }
-        if (fault == 0 && reply->hdr.cmd != cmd) {
+        if (fault != 0) {
+            /* keep the first fault */
+        } else if (reply->hdr.cmd != cmd || reply->fds_lost) {
             fault = -EPROTO;
-        } else if (fault == 0 && reply->fds_lost) {
-            fault = -EPROTO;
-        } else if (fault == 0 && reply->oversized) {
+        } else if (reply->oversized) {
             fault = -EMSGSIZE;
-        } else if (fault == 0 && reply->hdr.flags.error) {
+        } else if (reply->hdr.flags.error) {
             fault = reply->hdr.error_no != 0 ? -(int)reply->hdr.error_no : -EIO;
         }
         if (fault != 0) {
@@ -218,9 +216,7 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
     }
 }
 
-/* ------------------------------------------------------------------ */
-/* Sending                                                             */
-/* ------------------------------------------------------------------ */
+/* --- Sending --- */
 
 /* Sends a command; its msg_id is returned in *id. Returns 0 or -errno. */
 static int
@@ -252,6 +248,30 @@ do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
     return ret < 0 ? ret : wait_reply(c, id, cmd, reply);
 }
 
+/*
+ * The typed calls: a command whose reply brings no fds we want and at least
+ * @min payload bytes (else -EPROTO). With @posted the command carries
+ * NO_REPLY and 1 is returned right after the send.
+ */
+static int
+typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
+              const struct iovec *iov, size_t iovcnt, size_t min,
+              struct tran_msg *reply)
+{
+    uint16_t id;
+    int ret = send_cmd(c, cmd, posted, iov, iovcnt, NULL, 0, &id);
+
+    if (ret < 0 || posted) {
+        return ret < 0 ? ret : 1;
+    }
+    ret = wait_reply(c, id, cmd, reply);
+    if (ret < 0) {
+        return ret;
+    }
+    tran_msg_close_fds(reply);
+    return reply->len < min ? -EPROTO : 0;
+}
+
 static struct iovec
 iov_of(const void *base, size_t len)
 {
@@ -259,9 +279,21 @@ iov_of(const void *base, size_t len)
                            .iov_len = len };
 }
 
-/* ------------------------------------------------------------------ */
-/* Connection                                                          */
-/* ------------------------------------------------------------------ */
+static void
+set_info(struct vfu_client *c, uint16_t major, uint16_t minor,
+         const struct vfu_caps *caps)
+{
+    c->info = (struct vfu_client_server_info){
+        .major = major, .minor = minor,
+        .max_msg_fds = caps->max_msg_fds,
+        .max_data_xfer_size = caps->max_data_xfer_size,
+        .max_dma_maps = caps->max_dma_maps,
+        .pgsizes = caps->pgsizes,
+        .write_multiple = caps->write_multiple,
+    };
+}
+
+/* --- Connection --- */
 
 VFU_EXPORT vfu_client_t *
 vfu_client_connect(const char *path)
@@ -302,11 +334,7 @@ vfu_client_connect(const char *path)
 
     /* Until negotiation, what the spec assumes of a silent server. */
     vfu_caps_defaults(&caps);
-    c->info.max_msg_fds = caps.max_msg_fds;
-    c->info.max_data_xfer_size = caps.max_data_xfer_size;
-    c->info.max_dma_maps = caps.max_dma_maps;
-    c->info.pgsizes = caps.pgsizes;
-    c->info.write_multiple = caps.write_multiple;
+    set_info(c, 0, 0, &caps);
     return c;
 }
 
@@ -359,13 +387,7 @@ vfu_client_negotiate(vfu_client_t *c, const char *caps_json)
     if (minor > VFIO_USER_MINOR_VER) {
         return fail(-EPROTO);   /* the server must not go above ours */
     }
-    c->info.major = major;
-    c->info.minor = minor;
-    c->info.max_msg_fds = caps.max_msg_fds;
-    c->info.max_data_xfer_size = caps.max_data_xfer_size;
-    c->info.max_dma_maps = caps.max_dma_maps;
-    c->info.pgsizes = caps.pgsizes;
-    c->info.write_multiple = caps.write_multiple;
+    set_info(c, major, minor, &caps);
     return 0;
 }
 
@@ -404,9 +426,7 @@ vfu_client_get_stats(vfu_client_t *c, struct vfu_client_stats *stats)
     stats->recv_calls = c->rx.nr_recv;
 }
 
-/* ------------------------------------------------------------------ */
-/* Device and regions                                                  */
-/* ------------------------------------------------------------------ */
+/* --- Device and regions --- */
 
 VFU_EXPORT int
 vfu_client_device_info(vfu_client_t *c, struct vfio_user_device_info *info)
@@ -419,13 +439,10 @@ vfu_client_device_info(vfu_client_t *c, struct vfio_user_device_info *info)
     if (c == NULL || info == NULL) {
         return fail(-EINVAL);
     }
-    ret = do_request(c, VFIO_USER_DEVICE_GET_INFO, &iov, 1, NULL, 0, &reply);
+    ret = typed_request(c, VFIO_USER_DEVICE_GET_INFO, false, &iov, 1,
+                        sizeof(*info), &reply);
     if (ret < 0) {
         return fail(ret);
-    }
-    tran_msg_close_fds(&reply);
-    if (reply.len < sizeof(*info)) {
-        return fail(-EPROTO);
     }
     memcpy(info, reply.payload, sizeof(*info));
     return 0;
@@ -500,13 +517,10 @@ vfu_client_region_read(vfu_client_t *c, uint32_t region, uint64_t offset,
         count > c->info.max_data_xfer_size) {
         return fail(-EINVAL);
     }
-    ret = do_request(c, VFIO_USER_REGION_READ, &iov, 1, NULL, 0, &reply);
+    ret = typed_request(c, VFIO_USER_REGION_READ, false, &iov, 1,
+                        sizeof(head), &reply);
     if (ret < 0) {
         return fail(ret);
-    }
-    tran_msg_close_fds(&reply);
-    if (reply.len < sizeof(head)) {
-        return fail(-EPROTO);
     }
     memcpy(&head, reply.payload, sizeof(head));
     if (head.count != count || reply.len != sizeof(head) + count) {
@@ -528,27 +542,16 @@ vfu_client_region_write(vfu_client_t *c, uint32_t region, uint64_t offset,
     struct iovec iov[2] = { iov_of(&req, sizeof(req)), iov_of(data, count) };
     struct vfio_user_region_access head;
     struct tran_msg reply;
-    uint16_t id;
     int ret;
 
     if (c == NULL || (data == NULL && count > 0) ||
         count > c->info.max_data_xfer_size) {
         return fail(-EINVAL);
     }
-    ret = send_cmd(c, VFIO_USER_REGION_WRITE, posted, iov, 2, NULL, 0, &id);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    if (posted) {
-        return 0;
-    }
-    ret = wait_reply(c, id, VFIO_USER_REGION_WRITE, &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    tran_msg_close_fds(&reply);
-    if (reply.len < sizeof(head)) {
-        return fail(-EPROTO);
+    ret = typed_request(c, VFIO_USER_REGION_WRITE, posted, iov, 2,
+                        sizeof(head), &reply);
+    if (ret != 0) {
+        return ret < 0 ? fail(ret) : 0;
     }
     memcpy(&head, reply.payload, sizeof(head));
     return head.count == count ? 0 : fail(-EPROTO);
@@ -564,7 +567,6 @@ vfu_client_region_write_multi(vfu_client_t *c,
         iov_of(&wr_cnt, sizeof(wr_cnt)), iov_of(wrs, nr * sizeof(*wrs)),
     };
     struct tran_msg reply;
-    uint16_t id;
     int ret;
 
     if (c == NULL || wrs == NULL || nr == 0 || nr > VFIO_USER_MULTI_MAX) {
@@ -575,21 +577,10 @@ vfu_client_region_write_multi(vfu_client_t *c,
             return fail(-EINVAL);
         }
     }
-    ret = send_cmd(c, VFIO_USER_REGION_WRITE_MULTI, posted, iov, 2, NULL, 0,
-                   &id);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    if (posted) {
-        return (int)nr;
-    }
-    ret = wait_reply(c, id, VFIO_USER_REGION_WRITE_MULTI, &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    tran_msg_close_fds(&reply);
-    if (reply.len < sizeof(done)) {
-        return fail(-EPROTO);
+    ret = typed_request(c, VFIO_USER_REGION_WRITE_MULTI, posted, iov, 2,
+                        sizeof(done), &reply);
+    if (ret != 0) {
+        return ret < 0 ? fail(ret) : (int)nr;
     }
     memcpy(&done, reply.payload, sizeof(done));
     return done <= nr ? (int)done : fail(-EPROTO);
@@ -604,17 +595,11 @@ vfu_client_reset(vfu_client_t *c)
     if (c == NULL) {
         return fail(-EINVAL);
     }
-    ret = do_request(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0, &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    tran_msg_close_fds(&reply);
-    return 0;
+    ret = typed_request(c, VFIO_USER_DEVICE_RESET, false, NULL, 0, 0, &reply);
+    return ret < 0 ? fail(ret) : 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Raw access                                                          */
-/* ------------------------------------------------------------------ */
+/* --- Raw access --- */
 
 VFU_EXPORT int
 vfu_client_send(vfu_client_t *c, uint16_t cmd, uint32_t flags,
