@@ -18,6 +18,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "pci_caps/dsn.h"
+#include "pci_caps/msi.h"
+#include "pci_caps/msix.h"
+#include "pci_caps/pm.h"
+#include "pci_caps/px.h"
 #include "pci_defs.h"
 #include "vfio-user.h"
 
@@ -58,7 +63,8 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
 
 /*
  * Completes set-up; required before vfu_attach_ctx(). It may be called again
- * after further set-up calls.
+ * after further set-up calls. Fails with EINVAL when an MSI-X capability's
+ * table or pending bit array does not lie inside an implemented BAR.
  */
 int
 vfu_realize_ctx(vfu_ctx_t *vfu_ctx);
@@ -186,9 +192,14 @@ vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
 /* ------------------------------------------------------------------ */
 
 typedef enum vfu_reset_type {
-    VFU_RESET_DEVICE,       /* the client sent DEVICE_RESET */
+    /*
+     * The client sent DEVICE_RESET, or moved the function from D3hot to D0
+     * through a power management capability without No_Soft_Reset.
+     */
+    VFU_RESET_DEVICE,
     VFU_RESET_LOST_CONN,    /* the client went away */
-    VFU_RESET_PCI_FLR,      /* function-level reset through config space */
+    /* The client set Initiate FLR in the PCI Express capability. */
+    VFU_RESET_PCI_FLR,
 } vfu_reset_type_t;
 
 /* Returns 0, or -1 with errno set (sent back to the client). */
@@ -234,6 +245,72 @@ vfu_pci_set_class(vfu_ctx_t *vfu_ctx, uint8_t base, uint8_t sub, uint8_t pi);
  */
 vfu_pci_config_space_t *
 vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);
+
+/* ------------------------------------------------------------------ */
+/* PCI capabilities                                                    */
+/* ------------------------------------------------------------------ */
+
+/* An extended capability (from offset 0x100; 4096-byte config space only). */
+#define VFU_CAP_FLAG_EXTENDED (1 << 0)
+/*
+ * The config region's callback serves the capability's registers; the
+ * library keeps only its header (ID and next), which reads from the config
+ * space buffer and cannot be written.
+ */
+#define VFU_CAP_FLAG_CALLBACK (1 << 1)
+/* The client may not change any of the capability's bits. */
+#define VFU_CAP_FLAG_READONLY (1 << 2)
+
+/*
+ * Adds a capability to config space and links it at the end of its chain
+ * (standard or extended). @data starts with a struct cap_hdr (standard) or
+ * struct pcie_ext_cap_hdr (VFU_CAP_FLAG_EXTENDED) whose ID is set; the next
+ * field is ignored. The library copies the capability and emulates its
+ * registers as docs/pci.md describes; the values given are also the values
+ * a reset restores.
+ *
+ * Known capabilities, whose size the library works out from @data:
+ *   standard: PCI_CAP_ID_PM (struct pmcap), PCI_CAP_ID_MSI (struct msicap,
+ *             size from its flags), PCI_CAP_ID_MSIX (struct msixcap),
+ *             PCI_CAP_ID_EXP (struct pxcap; Express devices only),
+ *             PCI_CAP_ID_VNDR (struct vsc, size from its size byte)
+ *   extended: PCI_EXT_CAP_ID_DSN (struct dsncap), PCI_EXT_CAP_ID_VNDR
+ *             (struct pcie_ext_cap_vsc_hdr, size from its len field)
+ *
+ * With @pos 0 the capability goes to the lowest dword-aligned free place
+ * (the first extended capability always goes to 0x100); otherwise at @pos,
+ * which must be dword aligned, inside 0x40-0xff (standard) or 0x100 up to
+ * the end of config space (extended; the first must be at 0x100), and
+ * clear of every other capability. Capabilities may be added after
+ * vfu_realize_ctx(). @flags is a set of VFU_CAP_FLAG_*; CALLBACK and
+ * READONLY do not go together.
+ *
+ * Returns the capability's offset, or -1 with errno: EINVAL (bad argument
+ * or contents, position out of bounds or misaligned, extended capability on
+ * a 256-byte config space, vfu_pci_init() not called), ENOTSUP (an ID whose
+ * size the library cannot determine), EEXIST (overlaps a capability),
+ * ENOSPC (no room left).
+ */
+ssize_t
+vfu_pci_add_capability(vfu_ctx_t *vfu_ctx, size_t pos, int flags, void *data);
+
+/*
+ * Offset of the first capability with ID @cap_id (PCI_CAP_ID_* or, with
+ * @extended, PCI_EXT_CAP_ID_*) in chain order. Returns 0 with errno ENOENT
+ * when there is none, EINVAL for a bad argument.
+ */
+size_t
+vfu_pci_find_capability(vfu_ctx_t *vfu_ctx, bool extended, int cap_id);
+
+/*
+ * Offset of the next capability with ID @cap_id after the one at @pos,
+ * which must be the offset of a capability of that chain (any ID). Returns
+ * 0 with errno ENOENT when there is none, EINVAL when @pos is not a
+ * capability or an argument is bad.
+ */
+size_t
+vfu_pci_find_next_capability(vfu_ctx_t *vfu_ctx, bool extended, size_t pos,
+                             int cap_id);
 
 #ifdef __cplusplus
 }

@@ -107,6 +107,10 @@ vfu_realize_ctx(vfu_ctx_t *ctx)
     for (int i = 0; i <= VFU_PCI_DEV_ROM_REGION_IDX; i++) {
         pci_region_changed(ctx, i);
     }
+    if (caps_realize(ctx) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
     ctx->realized = true;
     return 0;
 }

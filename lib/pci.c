@@ -1,9 +1,11 @@
 /*
- * PCI config space emulation: owns the emulated type-0 header (ids, class,
- * command/status, BARs, expansion ROM BAR, interrupt line), the per-byte
- * write and write-1-to-clear masks that govern client writes to it, and the
- * routing of config accesses between this emulation and the device's config
- * region callback.
+ * PCI config space: owns the emulated type-0 header (ids, class,
+ * command/status, BARs and their sizing, expansion ROM BAR, interrupt line
+ * and pin, the INTx status bit), the per-byte register table that governs
+ * every client write (write mask, write-1-to-clear mask, reset value, sticky
+ * and FLR-kept bits, emulated or device-owned), config space resets, and
+ * the access path that splits an access between this emulation and the
+ * device's config region callback. Capabilities are in caps.c.
  */
 #include <endian.h>
 #include <errno.h>
@@ -30,9 +32,12 @@
 #define MIN_IO_BAR_SIZE  4
 #define MIN_ROM_SIZE     2048
 
+/* The per-byte arrays of struct vfu_pci, allocated as one block. */
+#define NR_CFG_ARRAYS    7
+
 /* Registers are little endian and may sit at any byte offset. */
-static uint32_t
-get32(const uint8_t *p, size_t off)
+uint32_t
+pci_get32(const uint8_t *p, size_t off)
 {
     uint32_t v;
 
@@ -40,16 +45,16 @@ get32(const uint8_t *p, size_t off)
     return le32toh(v);
 }
 
-static void
-put32(uint8_t *p, size_t off, uint32_t val)
+void
+pci_put32(uint8_t *p, size_t off, uint32_t val)
 {
     uint32_t v = htole32(val);
 
     memcpy(p + off, &v, sizeof(v));
 }
 
-static uint16_t
-get16(const uint8_t *p, size_t off)
+uint16_t
+pci_get16(const uint8_t *p, size_t off)
 {
     uint16_t v;
 
@@ -57,8 +62,8 @@ get16(const uint8_t *p, size_t off)
     return le16toh(v);
 }
 
-static void
-put16(uint8_t *p, size_t off, uint16_t val)
+void
+pci_put16(uint8_t *p, size_t off, uint16_t val)
 {
     uint16_t v = htole16(val);
 
@@ -88,25 +93,31 @@ is_mem64(const struct vfu_region *r)
 static void
 set_header_masks(vfu_ctx_t *ctx)
 {
-    put16(ctx->pci.wmask, PCI_COMMAND, CMD_WMASK);
-    put16(ctx->pci.w1cmask, PCI_STATUS, STS_W1CMASK);
+    pci_put16(ctx->pci.wmask, PCI_COMMAND, CMD_WMASK);
+    pci_put16(ctx->pci.w1cmask, PCI_STATUS, STS_W1CMASK);
     ctx->pci.wmask[PCI_CACHE_LINE_SIZE] = 0xff;
     ctx->pci.wmask[PCI_LATENCY_TIMER] = 0xff;
     ctx->pci.wmask[PCI_INTERRUPT_LINE] = 0xff;
+    /* Every writable header bit resets to 0 (rstval is zeroed). */
+    memset(ctx->pci.emul, 1, HDR_SIZE);
 }
 
 int
 pci_alloc(vfu_ctx_t *ctx)
 {
-    ctx->pci.cfg = calloc(1, PCI_CFG_SPACE_EXP_SIZE);
-    ctx->pci.wmask = calloc(1, PCI_CFG_SPACE_EXP_SIZE);
-    ctx->pci.w1cmask = calloc(1, PCI_CFG_SPACE_EXP_SIZE);
-    if (ctx->pci.cfg == NULL || ctx->pci.wmask == NULL ||
-        ctx->pci.w1cmask == NULL) {
-        pci_free(ctx);
+    uint8_t *block = calloc(NR_CFG_ARRAYS, PCI_CFG_SPACE_EXP_SIZE);
+
+    if (block == NULL) {
         return -ENOMEM;
     }
-    ctx->pci.initialized = false;
+    memset(&ctx->pci, 0, sizeof(ctx->pci));
+    ctx->pci.cfg = block;
+    ctx->pci.wmask = block + 1 * PCI_CFG_SPACE_EXP_SIZE;
+    ctx->pci.w1cmask = block + 2 * PCI_CFG_SPACE_EXP_SIZE;
+    ctx->pci.rstval = block + 3 * PCI_CFG_SPACE_EXP_SIZE;
+    ctx->pci.sticky = block + 4 * PCI_CFG_SPACE_EXP_SIZE;
+    ctx->pci.flrkeep = block + 5 * PCI_CFG_SPACE_EXP_SIZE;
+    ctx->pci.emul = block + 6 * PCI_CFG_SPACE_EXP_SIZE;
     ctx->pci.type = VFU_PCI_TYPE_CONVENTIONAL;
     ctx->pci.cfg_size = PCI_CFG_SPACE_SIZE;
     set_header_masks(ctx);
@@ -116,22 +127,25 @@ pci_alloc(vfu_ctx_t *ctx)
 void
 pci_free(vfu_ctx_t *ctx)
 {
-    free(ctx->pci.cfg);
-    free(ctx->pci.wmask);
-    free(ctx->pci.w1cmask);
+    caps_free(ctx);
+    free(ctx->pci.cfg);     /* the whole block */
     ctx->pci.cfg = NULL;
     ctx->pci.wmask = NULL;
     ctx->pci.w1cmask = NULL;
+    ctx->pci.rstval = NULL;
+    ctx->pci.sticky = NULL;
+    ctx->pci.flrkeep = NULL;
+    ctx->pci.emul = NULL;
 }
 
 /* Installs @type | kept address bits, with @mask as the writable bits. */
 static void
 set_bar_reg(vfu_ctx_t *ctx, size_t off, uint32_t type, uint32_t mask)
 {
-    uint32_t cur = get32(ctx->pci.cfg, off);
+    uint32_t cur = pci_get32(ctx->pci.cfg, off);
 
-    put32(ctx->pci.cfg, off, (cur & mask) | type);
-    put32(ctx->pci.wmask, off, mask);
+    pci_put32(ctx->pci.cfg, off, (cur & mask) | type);
+    pci_put32(ctx->pci.wmask, off, mask);
 }
 
 static void
@@ -141,8 +155,8 @@ rom_changed(vfu_ctx_t *ctx)
     uint32_t mask;
 
     if (r->size == 0) {
-        put32(ctx->pci.cfg, PCI_ROM_ADDRESS, 0);
-        put32(ctx->pci.wmask, PCI_ROM_ADDRESS, 0);
+        pci_put32(ctx->pci.cfg, PCI_ROM_ADDRESS, 0);
+        pci_put32(ctx->pci.wmask, PCI_ROM_ADDRESS, 0);
         return;
     }
     mask = (uint32_t)~(decode_size(r->size, MIN_ROM_SIZE) - 1) &
@@ -175,8 +189,8 @@ pci_region_changed(vfu_ctx_t *ctx, int idx)
         if (idx > 0 && is_mem64(&ctx->regions[idx - 1])) {
             return;
         }
-        put32(ctx->pci.cfg, off, 0);
-        put32(ctx->pci.wmask, off, 0);
+        pci_put32(ctx->pci.cfg, off, 0);
+        pci_put32(ctx->pci.wmask, off, 0);
     } else if (!(r->flags & VFU_REGION_FLAG_MEM)) {
         mask = ~(decode_size(r->size, MIN_IO_BAR_SIZE) - 1);
         set_bar_reg(ctx, off, PCI_BASE_ADDRESS_SPACE_IO,
@@ -203,8 +217,8 @@ pci_region_changed(vfu_ctx_t *ctx, int idx)
      * upper dword; clear it unless a region of its own lives there.
      */
     if (!mem64 && idx + 1 < PCI_BARS_NR && ctx->regions[idx + 1].size == 0) {
-        put32(ctx->pci.cfg, off + 4, 0);
-        put32(ctx->pci.wmask, off + 4, 0);
+        pci_put32(ctx->pci.cfg, off + 4, 0);
+        pci_put32(ctx->pci.wmask, off + 4, 0);
     }
 }
 
@@ -227,11 +241,12 @@ call_cfg_cb(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
 }
 
 /*
- * Whether a write to byte @off may be accepted, its read-only bits ignored.
- * Bytes with writable or W1C bits may, and so may every byte of the six BAR
- * registers and the ROM BAR, implemented or not: a guest sizes every one of
- * them by writing all-ones and reading back (0 for an absent BAR), and the
- * lower dword of a 64-bit BAR of 4 GiB or more has no writable bit at all.
+ * Whether a write to emulated byte @off may be accepted, its read-only bits
+ * ignored. Bytes with writable or W1C bits may, and so may every byte of
+ * the six BAR registers and the ROM BAR, implemented or not: a guest sizes
+ * every one of them by writing all-ones and reading back (0 for an absent
+ * BAR), and the lower dword of a 64-bit BAR of 4 GiB or more has no
+ * writable bit at all.
  */
 static bool
 byte_accepts_write(vfu_ctx_t *ctx, size_t off)
@@ -241,120 +256,173 @@ byte_accepts_write(vfu_ctx_t *ctx, size_t off)
            (off >= PCI_ROM_ADDRESS && off < PCI_ROM_ADDRESS + 4);
 }
 
-/*
- * Computes into @out the header bytes a write of @val at @off would leave,
- * without changing anything. Fails with -EPERM when no byte written accepts
- * writes yet some byte would differ: that is a real attempt to change
- * read-only state. Writing back the current value is allowed because
- * clients write whole dwords that mix read-only and writable bytes.
- */
-static int
-hdr_write_prepare(vfu_ctx_t *ctx, const uint8_t *val, size_t count,
-                  size_t off, uint8_t *out)
+/* Length of the run of bytes from @off (at most @max) with one owner. */
+static size_t
+owner_run(vfu_ctx_t *ctx, size_t off, size_t max)
 {
-    bool any_writable = false;
-    bool differs = false;
-    size_t i;
+    size_t n = 1;
 
-    for (i = 0; i < count; i++) {
-        uint8_t old = ctx->pci.cfg[off + i];
-        uint8_t wm = ctx->pci.wmask[off + i];
-        uint8_t cm = ctx->pci.w1cmask[off + i];
-        uint8_t v = (old & ~wm) | (val[i] & wm);
+    while (n < max && ctx->pci.emul[off + n] == ctx->pci.emul[off]) {
+        n++;
+    }
+    return n;
+}
 
-        out[i] = v & ~(val[i] & cm);
-        any_writable |= byte_accepts_write(ctx, off + i);
-        differs |= val[i] != old;
+static ssize_t
+config_read(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
+            size_t count, size_t offset)
+{
+    size_t i, n;
+    ssize_t ret;
+
+    for (i = 0; i < count; i += n) {
+        n = owner_run(ctx, offset + i, count - i);
+        if (ctx->pci.emul[offset + i] || cb == NULL) {
+            memcpy(buf + i, ctx->pci.cfg + offset + i, n);
+        } else {
+            ret = call_cfg_cb(ctx, cb, buf + i, n, offset + i, false);
+            if (ret < 0) {
+                return ret;
+            }
+        }
     }
-    if (!any_writable && differs) {
-        vfu_log_debug(ctx, "refused write of %zu bytes to read-only config "
-                      "space at %#zx", count, off);
-        return -EPERM;
-    }
-    return 0;
+    return (ssize_t)count;
 }
 
 /*
- * Config space access; with @dry_run a write is only checked: the callback
- * is not called and nothing changes (callback-owned bytes count as fine).
+ * A write: every emulated byte takes the client's value through the masks,
+ * device-owned bytes go to the callback. The refusal rule: when no byte
+ * written accepts writes (no writable or W1C bit, not a BAR, not the
+ * device's) yet some byte would differ, the client is trying to change
+ * read-only state and gets EPERM; writing back the current value is
+ * accepted because clients write whole dwords that mix read-only and
+ * writable bytes. Device-owned bytes without a callback: EINVAL. Nothing
+ * changes when the write fails. With @dry_run only the checks are made.
+ */
+static ssize_t
+config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
+             size_t count, size_t offset, bool dry_run)
+{
+    const uint8_t *in = (const uint8_t *)buf;
+    uint8_t val[PCI_CFG_SPACE_EXP_SIZE];
+    struct caps_pending pending = { 0 };
+    bool accepts = false, differs = false, has_dev = false;
+    size_t i, n;
+    ssize_t ret;
+
+    for (i = 0; i < count; i++) {
+        size_t off = offset + i;
+        uint8_t old = ctx->pci.cfg[off];
+        uint8_t wm = ctx->pci.wmask[off];
+        uint8_t cm = ctx->pci.w1cmask[off];
+
+        if (!ctx->pci.emul[off]) {
+            has_dev = true;
+            continue;
+        }
+        val[i] = (uint8_t)(((old & ~wm) | (in[i] & wm)) & ~(in[i] & cm));
+        accepts |= byte_accepts_write(ctx, off);
+        differs |= in[i] != old;
+    }
+    if (!accepts && !has_dev && differs) {
+        vfu_log_debug(ctx, "refused write of %zu bytes to read-only config "
+                      "space at %#zx", count, offset);
+        return -EPERM;
+    }
+    if (has_dev && cb == NULL) {
+        vfu_log_debug(ctx, "write of %zu bytes at %#zx reaches config space "
+                      "with no callback", count, offset);
+        return -EINVAL;
+    }
+    caps_write_prepare(ctx, val, count, offset, &pending);
+    if (dry_run) {
+        return (ssize_t)count;
+    }
+
+    /*
+     * The device's bytes go first, so that a failing callback leaves the
+     * emulated registers as they were.
+     */
+    for (i = 0; i < count; i += n) {
+        n = owner_run(ctx, offset + i, count - i);
+        if (!ctx->pci.emul[offset + i]) {
+            ret = call_cfg_cb(ctx, cb, (char *)buf + i, n, offset + i, true);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    for (i = 0; i < count; i++) {
+        if (ctx->pci.emul[offset + i]) {
+            ctx->pci.cfg[offset + i] = val[i];
+        }
+    }
+    ret = caps_write_done(ctx, &pending);
+    return ret < 0 ? ret : (ssize_t)count;
+}
+
+/*
+ * Config space access of @count bytes at @offset, already checked to lie
+ * inside config space; with @dry_run a write is only checked.
  */
 static ssize_t
 config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
               bool is_write, bool dry_run)
 {
     const struct vfu_region *cr = &ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX];
-    uint8_t hdr[HDR_SIZE];
-    size_t hdr_count = 0;
-    ssize_t ret;
 
+    if (count == 0 || offset > PCI_CFG_SPACE_EXP_SIZE ||
+        count > PCI_CFG_SPACE_EXP_SIZE - offset) {
+        return -EINVAL;
+    }
     if ((cr->flags & VFU_REGION_FLAG_ALWAYS_CB) && cr->cb != NULL) {
         return dry_run ? (ssize_t)count :
                call_cfg_cb(ctx, cr->cb, buf, count, offset, is_write);
     }
-
-    if (offset < HDR_SIZE) {
-        hdr_count = HDR_SIZE - offset;
-        if (hdr_count > count) {
-            hdr_count = count;
-        }
-        if (is_write) {
-            ret = hdr_write_prepare(ctx, (const uint8_t *)buf, hdr_count,
-                                    offset, hdr);
-            if (ret < 0) {
-                return ret;
-            }
-        } else {
-            memcpy(buf, ctx->pci.cfg + offset, hdr_count);
-        }
+    if (is_write) {
+        return config_write(ctx, cr->cb, buf, count, (size_t)offset, dry_run);
     }
+    return config_read(ctx, cr->cb, buf, count, (size_t)offset);
+}
 
-    /*
-     * The part past the header goes before the header write is committed,
-     * so a failing write leaves the header as it was.
-     */
-    if (hdr_count < count) {
-        char *rest = buf + hdr_count;
-        size_t rest_count = count - hdr_count;
-        uint64_t rest_off = offset + hdr_count;
+void
+pci_reset_config(vfu_ctx_t *ctx, enum pci_reset_kind kind)
+{
+    struct vfu_pci *p = &ctx->pci;
+    size_t i;
 
-        if (cr->cb != NULL) {
-            ret = dry_run ? 0 : call_cfg_cb(ctx, cr->cb, rest, rest_count,
-                                            rest_off, is_write);
-            if (ret < 0) {
-                return ret;
-            }
-        } else if (is_write) {
-            return -EINVAL;
-        } else {
-            memcpy(rest, ctx->pci.cfg + rest_off, rest_count);
+    for (i = 0; i < p->cfg_size; i++) {
+        uint8_t keep = p->sticky[i];
+        uint8_t bits;
+
+        if (kind != PCI_RESET_DEVICE) {
+            keep |= p->flrkeep[i];
         }
+        bits = (uint8_t)((p->wmask[i] | p->w1cmask[i]) & ~keep);
+        p->cfg[i] = (uint8_t)((p->cfg[i] & ~bits) | (p->rstval[i] & bits));
     }
-
-    if (is_write && hdr_count > 0 && !dry_run) {
-        memcpy(ctx->pci.cfg + offset, hdr, hdr_count);
-    }
-    return (ssize_t)count;
 }
 
 void
 pci_reset(vfu_ctx_t *ctx)
 {
-    uint8_t *cfg = ctx->pci.cfg;
-    size_t off;
+    pci_reset_config(ctx, PCI_RESET_DEVICE);
+}
 
-    put16(cfg, PCI_COMMAND, 0);
-    put16(cfg, PCI_STATUS,
-          get16(cfg, PCI_STATUS) & ~get16(ctx->pci.w1cmask, PCI_STATUS));
-    /* Clearing the writable bits leaves only the BAR type bits. */
-    for (off = PCI_BASE_ADDRESS_0; off <= PCI_BASE_ADDRESS_5; off += 4) {
-        put32(cfg, off, get32(cfg, off) & ~get32(ctx->pci.wmask, off));
-    }
-    put32(cfg, PCI_ROM_ADDRESS,
-          get32(cfg, PCI_ROM_ADDRESS) & ~get32(ctx->pci.wmask, PCI_ROM_ADDRESS));
-    /* PCI requires these to read 0 after reset. */
-    cfg[PCI_CACHE_LINE_SIZE] = 0;
-    cfg[PCI_LATENCY_TIMER] = 0;
-    cfg[PCI_INTERRUPT_LINE] = 0;
+void
+pci_set_intx_pin(vfu_ctx_t *ctx, bool has_intx)
+{
+    ctx->pci.cfg[PCI_INTERRUPT_PIN] = has_intx ? 1 : 0;     /* INTA# */
+}
+
+void
+pci_set_intx_status(vfu_ctx_t *ctx, bool asserted)
+{
+    uint16_t sts = pci_get16(ctx->pci.cfg, PCI_STATUS);
+
+    sts = asserted ? (sts | PCI_STATUS_INTERRUPT)
+                   : (sts & ~PCI_STATUS_INTERRUPT);
+    pci_put16(ctx->pci.cfg, PCI_STATUS, sts);
 }
 
 VFU_EXPORT int
@@ -403,10 +471,10 @@ vfu_pci_set_id(vfu_ctx_t *ctx, uint16_t vid, uint16_t did, uint16_t ssvid,
     if (ctx == NULL || ctx->pci.cfg == NULL) {
         return;
     }
-    put16(ctx->pci.cfg, PCI_VENDOR_ID, vid);
-    put16(ctx->pci.cfg, PCI_DEVICE_ID, did);
-    put16(ctx->pci.cfg, PCI_SUBSYSTEM_VENDOR_ID, ssvid);
-    put16(ctx->pci.cfg, PCI_SUBSYSTEM_ID, ssid);
+    pci_put16(ctx->pci.cfg, PCI_VENDOR_ID, vid);
+    pci_put16(ctx->pci.cfg, PCI_DEVICE_ID, did);
+    pci_put16(ctx->pci.cfg, PCI_SUBSYSTEM_VENDOR_ID, ssvid);
+    pci_put16(ctx->pci.cfg, PCI_SUBSYSTEM_ID, ssid);
 }
 
 VFU_EXPORT void

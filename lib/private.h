@@ -9,7 +9,12 @@
  *               sends the reply
  *   device.c    DEVICE_GET_INFO, DEVICE_RESET
  *   region.c    regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
- *   pci.c       PCI config space emulation
+ *   pci.c       PCI config space: the type-0 header, BAR sizing, INTx pin
+ *               and status, the per-byte register tables, the access path
+ *               (emulated bytes vs the config region callback), resets
+ *   caps.c      PCI capabilities: the list and its two chains, placement,
+ *               each capability's register table and behaviour (PM, MSI,
+ *               MSI-X, PCI Express with FLR, DSN, vendor-specific)
  * Handlers return 0 or -errno and never call back into dispatch.c.
  */
 #ifndef VFU_PRIVATE_H
@@ -43,14 +48,34 @@ struct vfu_region {
     uint32_t nr_mmap_areas;
 };
 
-/* The emulated config space and its per-byte write behaviour. */
+/* A capability the device added (caps.c). */
+struct vfu_cap {
+    uint16_t id;                    /* PCI_CAP_ID_* or PCI_EXT_CAP_ID_* */
+    bool ext;                       /* in the extended chain */
+    int flags;                      /* VFU_CAP_FLAG_* */
+    size_t off;
+    size_t size;                    /* bytes it occupies in config space */
+};
+
+/*
+ * The emulated config space. Each array has PCI_CFG_SPACE_EXP_SIZE bytes,
+ * one entry per config space byte: together they are the register table
+ * every client write goes through (see docs/pci.md).
+ */
 struct vfu_pci {
     bool initialized;
     vfu_pci_type_t type;
     size_t cfg_size;                /* 256 or 4096 */
-    uint8_t *cfg;                   /* PCI_CFG_SPACE_EXP_SIZE bytes */
+    uint8_t *cfg;                   /* what the client reads */
     uint8_t *wmask;                 /* bits the client may write */
     uint8_t *w1cmask;               /* bits the client clears by writing 1 */
+    uint8_t *rstval;                /* value of writable bits after reset */
+    uint8_t *sticky;                /* bits no reset changes */
+    uint8_t *flrkeep;               /* bits a function-level reset keeps */
+    uint8_t *emul;                  /* 1: emulated; 0: the device's (callback) */
+
+    struct vfu_cap *caps;           /* in the order added = chain order */
+    size_t nr_caps;
 };
 
 struct vfu_ctx {
@@ -144,7 +169,51 @@ ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
  */
 int pci_config_check_write(vfu_ctx_t *ctx, const char *buf, size_t count,
                            uint64_t offset);
-/* Restores the registers a reset clears (command, status, BARs). */
+/* What a reset of config space keeps (see pci_reset_config()). */
+enum pci_reset_kind {
+    PCI_RESET_DEVICE,   /* DEVICE_RESET: everything but sticky bits */
+    PCI_RESET_FLR,      /* function-level reset: also keeps link settings */
+    PCI_RESET_SOFT,     /* D3hot to D0 without No_Soft_Reset */
+};
+/* Returns every writable bit to its reset value, keeping what @kind keeps. */
+void pci_reset_config(vfu_ctx_t *ctx, enum pci_reset_kind kind);
+/* pci_reset_config(ctx, PCI_RESET_DEVICE), after the device's reset. */
 void pci_reset(vfu_ctx_t *ctx);
+/* INTx, for the interrupt code: pin A or none; the status bit. */
+void pci_set_intx_pin(vfu_ctx_t *ctx, bool has_intx);
+void pci_set_intx_status(vfu_ctx_t *ctx, bool asserted);
+/* Little-endian register access into the config space arrays. */
+uint16_t pci_get16(const uint8_t *p, size_t off);
+uint32_t pci_get32(const uint8_t *p, size_t off);
+void pci_put16(uint8_t *p, size_t off, uint16_t val);
+void pci_put32(uint8_t *p, size_t off, uint32_t val);
+
+/* caps.c */
+/* Side effects a config write asks for, done once it is committed. */
+struct caps_pending {
+    bool flr;                       /* Initiate FLR was written */
+    bool soft_reset;                /* D3hot -> D0 without No_Soft_Reset */
+};
+/*
+ * Adjusts the new values @val of an emulated write of @count bytes at
+ * @offset to capability behaviour (e.g. MSI's enabled vectors bounded by
+ * those offered, unsupported power states discarded, Initiate FLR reading
+ * 0) and records the side effects in @pending. Changes nothing else.
+ */
+void caps_write_prepare(vfu_ctx_t *ctx, uint8_t *val, size_t count,
+                        size_t offset, struct caps_pending *pending);
+/* Carries out @pending after the write; 0 or -errno of the reset callback. */
+int caps_write_done(vfu_ctx_t *ctx, const struct caps_pending *pending);
+/* Checks what only a complete device can be checked for (MSI-X BARs). */
+int caps_realize(vfu_ctx_t *ctx);
+void caps_free(vfu_ctx_t *ctx);
+/* Interrupt state for the interrupt code; false/0 without the capability. */
+bool pci_msi_enabled(vfu_ctx_t *ctx);
+/* Vectors the client enabled (1 << MME) while MSI is enabled, else 0. */
+unsigned pci_msi_vectors(vfu_ctx_t *ctx);
+/* Per-vector mask bit; vectors past those enabled count as masked. */
+bool pci_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector);
+bool pci_msix_enabled(vfu_ctx_t *ctx);
+bool pci_msix_masked(vfu_ctx_t *ctx);      /* the function mask */
 
 #endif /* VFU_PRIVATE_H */
