@@ -28,14 +28,18 @@ struct pxcaps {
 
 _Static_assert(sizeof(struct pxcaps) == 2, "pxcaps");
 
-/* Device Capabilities (offset 4). */
+/*
+ * Device Capabilities (offset 4), bit positions as in the PCI Express
+ * specification and <linux/pci_regs.h> (FLR capable is bit 28).
+ */
 struct pxdcap {
     unsigned int mps:3;     /* max payload size supported */
     unsigned int pfs:2;     /* phantom functions */
     unsigned int etfs:1;    /* extended tag field */
     unsigned int l0sl:3;    /* L0s acceptable latency */
     unsigned int l1l:3;     /* L1 acceptable latency */
-    unsigned int per:1;
+    unsigned int res0:3;    /* once attention button/indicator, power ind. */
+    unsigned int per:1;     /* role-based error reporting */
     unsigned int res1:2;
     unsigned int csplv:8;   /* captured slot power limit value */
     unsigned int cspls:2;   /* ... and scale */
@@ -94,7 +98,7 @@ struct pxls {
 
 _Static_assert(sizeof(struct pxls) == 2, "pxls");
 
-/* Device Capabilities 2 (offset 0x24). */
+/* Device Capabilities 2 (offset 0x24), positions as in the specification. */
 struct pxdcap2 {
     unsigned int ctrs:4;    /* completion timeout ranges */
     unsigned int ctds:1;    /* completion timeout disable */
@@ -106,6 +110,7 @@ struct pxdcap2 {
     unsigned int nprpr:1;   /* no RO-enabled PR-PR passing */
     unsigned int ltrs:1;    /* LTR mechanism */
     unsigned int tphcs:2;   /* TPH completer */
+    unsigned int res0:4;    /* LN system CLS, 10-bit tag completer/requester */
     unsigned int obffs:2;   /* OBFF */
     unsigned int effs:1;    /* extended fmt field */
     unsigned int eetps:1;   /* end-end TLP prefix */

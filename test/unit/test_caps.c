@@ -1176,6 +1176,86 @@ test_added_after_realize(void **state)
     assert_int_equal(rd(ctx, 0x4c, 2), 3);
 }
 
+/* The public structs put each field where <linux/pci_regs.h> says. */
+#define BITS_OF(type, field, val) ({                                        \
+        type x_;                                                            \
+        uint32_t v_ = 0;                                                    \
+        memset(&x_, 0, sizeof(x_));                                         \
+        x_.field = (val);                                                   \
+        memcpy(&v_, &x_, sizeof(x_) < 4 ? sizeof(x_) : 4);                  \
+        v_;                                                                 \
+    })
+
+static void
+test_struct_layouts(void **state)
+{
+    (void)state;
+    assert_int_equal(BITS_OF(struct pc, d1s, 1), PCI_PM_CAP_D1);
+    assert_int_equal(BITS_OF(struct pc, d2s, 1), PCI_PM_CAP_D2);
+    assert_int_equal(BITS_OF(struct pc, psup, 0x1f), PCI_PM_CAP_PME_MASK);
+    assert_int_equal(BITS_OF(struct pc, vs, 7), PCI_PM_CAP_VER_MASK);
+    assert_int_equal(BITS_OF(struct pmcs, ps, 3), PCI_PM_CTRL_STATE_MASK);
+    assert_int_equal(BITS_OF(struct pmcs, nsfrst, 1), PCI_PM_CTRL_NO_SOFT_RESET);
+    assert_int_equal(BITS_OF(struct pmcs, pmee, 1), PCI_PM_CTRL_PME_ENABLE);
+    assert_int_equal(BITS_OF(struct pmcs, dse, 0xf), PCI_PM_CTRL_DATA_SEL_MASK);
+    assert_int_equal(BITS_OF(struct pmcs, pmes, 1), PCI_PM_CTRL_PME_STATUS);
+    assert_int_equal(BITS_OF(struct mc, msie, 1), PCI_MSI_FLAGS_ENABLE);
+    assert_int_equal(BITS_OF(struct mc, mmc, 7), PCI_MSI_FLAGS_QMASK);
+    assert_int_equal(BITS_OF(struct mc, mme, 7), PCI_MSI_FLAGS_QSIZE);
+    assert_int_equal(BITS_OF(struct mc, c64, 1), PCI_MSI_FLAGS_64BIT);
+    assert_int_equal(BITS_OF(struct mc, pvm, 1), PCI_MSI_FLAGS_MASKBIT);
+    assert_int_equal(BITS_OF(struct mxc, ts, 0x7ff), PCI_MSIX_FLAGS_QSIZE);
+    assert_int_equal(BITS_OF(struct mxc, fm, 1), PCI_MSIX_FLAGS_MASKALL);
+    assert_int_equal(BITS_OF(struct mxc, mxe, 1), PCI_MSIX_FLAGS_ENABLE);
+    assert_int_equal(BITS_OF(struct mtab, tbir, 7), PCI_MSIX_TABLE_BIR);
+    assert_int_equal(BITS_OF(struct mtab, to, 0x1fffffff),
+                     PCI_MSIX_TABLE_OFFSET);
+    assert_int_equal(BITS_OF(struct mpba, pbir, 7), PCI_MSIX_PBA_BIR);
+    assert_int_equal(BITS_OF(struct pxcaps, ver, 0xf), PCI_EXP_FLAGS_VERS);
+    assert_int_equal(BITS_OF(struct pxcaps, dpt, 0xf), PCI_EXP_FLAGS_TYPE);
+    assert_int_equal(BITS_OF(struct pxcaps, si, 1), PCI_EXP_FLAGS_SLOT);
+    assert_int_equal(BITS_OF(struct pxcaps, imn, 0x1f), PCI_EXP_FLAGS_IRQ);
+    assert_int_equal(BITS_OF(struct pxdcap, mps, 7), PCI_EXP_DEVCAP_PAYLOAD);
+    assert_int_equal(BITS_OF(struct pxdcap, pfs, 3), PCI_EXP_DEVCAP_PHANTOM);
+    assert_int_equal(BITS_OF(struct pxdcap, etfs, 1), PCI_EXP_DEVCAP_EXT_TAG);
+    assert_int_equal(BITS_OF(struct pxdcap, l0sl, 7), PCI_EXP_DEVCAP_L0S);
+    assert_int_equal(BITS_OF(struct pxdcap, l1l, 7), PCI_EXP_DEVCAP_L1);
+    assert_int_equal(BITS_OF(struct pxdcap, per, 1), PCI_EXP_DEVCAP_RBER);
+    assert_int_equal(BITS_OF(struct pxdcap, csplv, 0xff),
+                     PCI_EXP_DEVCAP_PWR_VAL);
+    assert_int_equal(BITS_OF(struct pxdcap, cspls, 3), PCI_EXP_DEVCAP_PWR_SCL);
+    assert_int_equal(BITS_OF(struct pxdcap, flrc, 1), PCI_EXP_DEVCAP_FLR);
+    assert_int_equal(BITS_OF(union pxdc, cere, 1), PCI_EXP_DEVCTL_CERE);
+    assert_int_equal(BITS_OF(union pxdc, ero, 1), PCI_EXP_DEVCTL_RELAX_EN);
+    assert_int_equal(BITS_OF(union pxdc, mps, 7), PCI_EXP_DEVCTL_PAYLOAD);
+    assert_int_equal(BITS_OF(union pxdc, ete, 1), PCI_EXP_DEVCTL_EXT_TAG);
+    assert_int_equal(BITS_OF(union pxdc, ens, 1), PCI_EXP_DEVCTL_NOSNOOP_EN);
+    assert_int_equal(BITS_OF(union pxdc, mrrs, 7), PCI_EXP_DEVCTL_READRQ);
+    assert_int_equal(BITS_OF(union pxdc, iflr, 1), PCI_EXP_DEVCTL_BCR_FLR);
+    assert_int_equal(BITS_OF(struct pxdcap2, ctds, 1),
+                     PCI_EXP_DEVCAP2_COMP_TMOUT_DIS);
+    assert_int_equal(BITS_OF(struct pxdcap2, arifs, 1), PCI_EXP_DEVCAP2_ARI);
+    assert_int_equal(BITS_OF(struct pxdcap2, aocs32, 1),
+                     PCI_EXP_DEVCAP2_ATOMIC_COMP32);
+    assert_int_equal(BITS_OF(struct pxdcap2, ltrs, 1), PCI_EXP_DEVCAP2_LTR);
+    assert_int_equal(BITS_OF(struct pxdcap2, obffs, 3),
+                     PCI_EXP_DEVCAP2_OBFF_MASK);
+    assert_int_equal(BITS_OF(struct pxdcap2, eetps, 1),
+                     PCI_EXP_DEVCAP2_EE_PREFIX);
+    assert_int_equal(BITS_OF(struct pcie_ext_cap_hdr, id, 0xffff), 0xffff);
+    assert_int_equal(BITS_OF(struct pcie_ext_cap_hdr, version, 0xf),
+                     0x000f0000);
+    assert_int_equal(BITS_OF(struct pcie_ext_cap_hdr, next, 0xfff),
+                     0xfff00000);
+    assert_int_equal(offsetof(struct pcie_ext_cap_vsc_hdr, data), 8);
+    assert_int_equal(offsetof(struct vsc, data), 3);
+    assert_int_equal(offsetof(struct dsncap, sn_lo), 4);
+    assert_int_equal(offsetof(struct msicap, mua), PCI_MSI_ADDRESS_HI);
+    assert_int_equal(offsetof(struct msicap, md), PCI_MSI_DATA_64);
+    assert_int_equal(offsetof(struct msicap, mpend), PCI_MSI_PENDING_64);
+    assert_int_equal(offsetof(struct pxcap, pxls), PCI_EXP_LNKSTA);
+}
+
 #define TC(fn) cmocka_unit_test_setup_teardown(fn, setup_conv, teardown)
 #define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_express, teardown)
 
@@ -1183,6 +1263,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        TC(test_struct_layouts),
         TC(test_add_refused),
         TE(test_add_refused_express),
         TC(test_placement_chain),
