@@ -4,7 +4,7 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
-DEPS       := meson ninja-build pkg-config libjson-c-dev libcmocka-dev
+DEPS       := meson ninja-build pkg-config libjson-c-dev libcmocka-dev pciutils
 
 .PHONY: all deps build demo test test-asan bench clean
 
