@@ -175,9 +175,10 @@ typedef ssize_t (vfu_region_access_cb_t)(vfu_ctx_t *vfu_ctx, char *buf,
  * open while the context exists.
  *
  * The config region (VFU_PCI_DEV_CFG_REGION_IDX) is always present; its size
- * follows the PCI type, the library emulates the standard header, and the
- * callback, if any, serves the rest (everything with
- * VFU_REGION_FLAG_ALWAYS_CB). It cannot be mapped.
+ * follows the PCI type, the library emulates the standard header and the
+ * capabilities added with vfu_pci_add_capability(), and the callback, if
+ * any, serves the rest (everything with VFU_REGION_FLAG_ALWAYS_CB); see
+ * docs/pci.md. It cannot be mapped.
  *
  * May be called again, also after vfu_realize_ctx(), to change a region.
  */
