@@ -6,8 +6,8 @@
  * table (which bits a client writes or clears, which survive resets) and
  * its behaviour: power state changes and the D3hot->D0 soft reset, MSI's
  * enabled vectors, MSI-X, PCI Express device/link control and
- * function-level reset, device serial number, vendor-specific. The
- * interrupt code reads MSI and MSI-X state through the getters at the end.
+ * function-level reset, device serial number, vendor-specific. The resets
+ * themselves are pci.c's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -439,8 +439,8 @@ kind_of(uint16_t id, bool ext)
 /* The list, placement, the chains                                     */
 /* ------------------------------------------------------------------ */
 
-static const struct vfu_cap *
-find_cap(vfu_ctx_t *ctx, bool ext, uint16_t id)
+const struct vfu_cap *
+caps_find(vfu_ctx_t *ctx, bool ext, uint16_t id)
 {
     for (size_t i = 0; i < ctx->pci.nr_caps; i++) {
         if (ctx->pci.caps[i].ext == ext && ctx->pci.caps[i].id == id) {
@@ -599,7 +599,7 @@ add_cap(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
         vfu_log_err(ctx, "capability %#x: invalid contents", id);
         return -EINVAL;
     }
-    if (k->unique && find_cap(ctx, ext, id) != NULL) {
+    if (k->unique && caps_find(ctx, ext, id) != NULL) {
         return -EEXIST;
     }
     if (id == PCI_CAP_ID_MSIX && !ext && ctx->realized &&
@@ -679,7 +679,7 @@ vfu_pci_find_capability(vfu_ctx_t *ctx, bool extended, int cap_id)
         errno = EINVAL;
         return 0;
     }
-    c = find_cap(ctx, extended, (uint16_t)cap_id);
+    c = caps_find(ctx, extended, (uint16_t)cap_id);
     if (c == NULL) {
         errno = ENOENT;
         return 0;
@@ -773,40 +773,6 @@ caps_write_prepare(vfu_ctx_t *ctx, uint8_t *val, size_t count, size_t offset,
     }
 }
 
-/*
- * The one place where the device is stopped before a function-level reset
- * (Initiate FLR, or the soft reset of a D3hot->D0 transition). Quiescing
- * the device (vfu_setup_device_quiesce_cb) arrives with DMA support and is
- * to be called from here; until then there is nothing to wait for.
- */
-static int
-function_reset_quiesce(vfu_ctx_t *ctx)
-{
-    (void)ctx;
-    return 0;
-}
-
-/* Stops the device, lets it reset itself, then resets config space. */
-static int
-function_reset(vfu_ctx_t *ctx, vfu_reset_type_t type,
-               enum pci_reset_kind kind)
-{
-    int ret = function_reset_quiesce(ctx);
-
-    if (ret < 0) {
-        return ret;
-    }
-    errno = 0;
-    if (ctx->reset_cb != NULL && ctx->reset_cb(ctx, type) < 0) {
-        int err = errno != 0 ? errno : EIO;
-        vfu_log_err(ctx, "function reset: device reset failed: %s",
-                    strerror(err));
-        return -err;
-    }
-    pci_reset_config(ctx, kind);
-    return 0;
-}
-
 int
 caps_write_done(vfu_ctx_t *ctx, const struct caps_pending *pending)
 {
@@ -815,16 +781,16 @@ caps_write_done(vfu_ctx_t *ctx, const struct caps_pending *pending)
 
     if (pending->flr) {
         vfu_log_info(ctx, "function-level reset");
-        return function_reset(ctx, VFU_RESET_PCI_FLR, PCI_RESET_FLR);
+        return pci_function_reset(ctx, VFU_RESET_PCI_FLR, PCI_RESET_FLR);
     }
     if (pending->soft_reset) {
         vfu_log_info(ctx, "D3hot -> D0 soft reset");
-        ret = function_reset(ctx, VFU_RESET_DEVICE, PCI_RESET_SOFT);
+        ret = pci_function_reset(ctx, VFU_RESET_DEVICE, PCI_RESET_SOFT);
         if (ret < 0) {
             return ret;
         }
         /* The reset must not undo the move to D0 that caused it. */
-        pm = find_cap(ctx, false, PCI_CAP_ID_PM);
+        pm = caps_find(ctx, false, PCI_CAP_ID_PM);
         if (pm != NULL) {
             size_t o = pm->off + PCI_PM_CTRL;
             pci_put16(ctx->pci.cfg, o, pci_get16(ctx->pci.cfg, o) &
@@ -832,66 +798,4 @@ caps_write_done(vfu_ctx_t *ctx, const struct caps_pending *pending)
         }
     }
     return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Interrupt state                                                     */
-/* ------------------------------------------------------------------ */
-
-static uint16_t
-cap_flags(vfu_ctx_t *ctx, const struct vfu_cap *c)
-{
-    return pci_get16(ctx->pci.cfg, c->off + PCI_MSI_FLAGS);
-}
-
-bool
-pci_msi_enabled(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = find_cap(ctx, false, PCI_CAP_ID_MSI);
-
-    return c != NULL && (cap_flags(ctx, c) & PCI_MSI_FLAGS_ENABLE);
-}
-
-unsigned
-pci_msi_vectors(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = find_cap(ctx, false, PCI_CAP_ID_MSI);
-
-    if (c == NULL || !(cap_flags(ctx, c) & PCI_MSI_FLAGS_ENABLE)) {
-        return 0;
-    }
-    return 1u << msi_log2_enabled(cap_flags(ctx, c));
-}
-
-bool
-pci_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector)
-{
-    const struct vfu_cap *c = find_cap(ctx, false, PCI_CAP_ID_MSI);
-    uint16_t flags;
-
-    if (c == NULL || vector >= pci_msi_vectors(ctx)) {
-        return true;
-    }
-    flags = cap_flags(ctx, c);
-    if (!(flags & PCI_MSI_FLAGS_MASKBIT)) {
-        return false;
-    }
-    return (pci_get32(ctx->pci.cfg, c->off + msi_mask_off(flags)) >>
-            vector) & 1;
-}
-
-bool
-pci_msix_enabled(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = find_cap(ctx, false, PCI_CAP_ID_MSIX);
-
-    return c != NULL && (cap_flags(ctx, c) & PCI_MSIX_FLAGS_ENABLE);
-}
-
-bool
-pci_msix_masked(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = find_cap(ctx, false, PCI_CAP_ID_MSIX);
-
-    return c != NULL && (cap_flags(ctx, c) & PCI_MSIX_FLAGS_MASKALL);
 }

@@ -3,9 +3,11 @@
  * command/status, BARs and their sizing, expansion ROM BAR, interrupt line
  * and pin, the INTx status bit), the per-byte register table that governs
  * every client write (write mask, write-1-to-clear mask, reset value, sticky
- * and FLR-kept bits, emulated or device-owned), config space resets, and
- * the access path that splits an access between this emulation and the
- * device's config region callback. Capabilities are in caps.c.
+ * and FLR-kept bits, emulated or device-owned), config space resets and
+ * function-level resets, the interrupt state the interrupt code reads
+ * (INTx pin and status, MSI and MSI-X enables and masks), and the access
+ * path that splits an access between this emulation and the device's
+ * config region callback. Capabilities are in caps.c.
  */
 #include <endian.h>
 #include <errno.h>
@@ -423,6 +425,103 @@ pci_set_intx_status(vfu_ctx_t *ctx, bool asserted)
     sts = asserted ? (sts | PCI_STATUS_INTERRUPT)
                    : (sts & ~PCI_STATUS_INTERRUPT);
     pci_put16(ctx->pci.cfg, PCI_STATUS, sts);
+}
+
+/*
+ * The one place where the device is stopped before a function-level reset
+ * (Initiate FLR, or the soft reset of a D3hot->D0 transition). Quiescing
+ * the device (vfu_setup_device_quiesce_cb) arrives with DMA support and is
+ * to be called from here; until then there is nothing to wait for.
+ */
+static int
+function_reset_quiesce(vfu_ctx_t *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+/* Stops the device, lets it reset itself, then resets config space. */
+int
+pci_function_reset(vfu_ctx_t *ctx, vfu_reset_type_t type,
+               enum pci_reset_kind kind)
+{
+    int ret = function_reset_quiesce(ctx);
+
+    if (ret < 0) {
+        return ret;
+    }
+    errno = 0;
+    if (ctx->reset_cb != NULL && ctx->reset_cb(ctx, type) < 0) {
+        int err = errno != 0 ? errno : EIO;
+        vfu_log_err(ctx, "function reset: device reset failed: %s",
+                    strerror(err));
+        return -err;
+    }
+    pci_reset_config(ctx, kind);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Interrupt state, for the interrupt code                             */
+/* ------------------------------------------------------------------ */
+
+static uint16_t
+cap_flags(vfu_ctx_t *ctx, const struct vfu_cap *c)
+{
+    return pci_get16(ctx->pci.cfg, c->off + PCI_MSI_FLAGS);
+}
+
+bool
+pci_msi_enabled(vfu_ctx_t *ctx)
+{
+    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSI);
+
+    return c != NULL && (cap_flags(ctx, c) & PCI_MSI_FLAGS_ENABLE);
+}
+
+unsigned
+pci_msi_vectors(vfu_ctx_t *ctx)
+{
+    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSI);
+
+    if (c == NULL || !(cap_flags(ctx, c) & PCI_MSI_FLAGS_ENABLE)) {
+        return 0;
+    }
+    return 1u << (unsigned)((cap_flags(ctx, c) & PCI_MSI_FLAGS_QSIZE) >> 4);
+}
+
+bool
+pci_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector)
+{
+    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSI);
+    uint16_t flags;
+
+    if (c == NULL || vector >= pci_msi_vectors(ctx)) {
+        return true;
+    }
+    flags = cap_flags(ctx, c);
+    if (!(flags & PCI_MSI_FLAGS_MASKBIT)) {
+        return false;
+    }
+    return (pci_get32(ctx->pci.cfg, c->off + ((flags & PCI_MSI_FLAGS_64BIT) ? PCI_MSI_MASK_64
+                                               : PCI_MSI_MASK_32)) >>
+            vector) & 1;
+}
+
+bool
+pci_msix_enabled(vfu_ctx_t *ctx)
+{
+    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSIX);
+
+    return c != NULL && (cap_flags(ctx, c) & PCI_MSIX_FLAGS_ENABLE);
+}
+
+bool
+pci_msix_masked(vfu_ctx_t *ctx)
+{
+    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSIX);
+
+    return c != NULL && (cap_flags(ctx, c) & PCI_MSIX_FLAGS_MASKALL);
 }
 
 VFU_EXPORT int

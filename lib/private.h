@@ -9,9 +9,10 @@
  *               sends the reply
  *   device.c    DEVICE_GET_INFO, DEVICE_RESET
  *   region.c    regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
- *   pci.c       PCI config space: the type-0 header, BAR sizing, INTx pin
- *               and status, the per-byte register tables, the access path
- *               (emulated bytes vs the config region callback), resets
+ *   pci.c       PCI config space: the type-0 header, BAR sizing, the
+ *               per-byte register tables, the access path (emulated bytes
+ *               vs the config region callback), resets and FLR, the
+ *               interrupt state (INTx pin/status, MSI/MSI-X) for irq code
  *   caps.c      PCI capabilities: the list and its two chains, placement,
  *               each capability's register table and behaviour (PM, MSI,
  *               MSI-X, PCI Express with FLR, DSN, vendor-specific)
@@ -182,6 +183,21 @@ void pci_reset(vfu_ctx_t *ctx);
 /* INTx, for the interrupt code: pin A or none; the status bit. */
 void pci_set_intx_pin(vfu_ctx_t *ctx, bool has_intx);
 void pci_set_intx_status(vfu_ctx_t *ctx, bool asserted);
+/*
+ * A function-level reset (FLR, or the soft reset of a D3hot->D0 move):
+ * quiesces the device, calls its reset callback with @type, then resets
+ * config space as @kind says. 0, or -errno of the callback.
+ */
+int pci_function_reset(vfu_ctx_t *ctx, vfu_reset_type_t type,
+                       enum pci_reset_kind kind);
+/* MSI/MSI-X state for the interrupt code; false/0 without the capability. */
+bool pci_msi_enabled(vfu_ctx_t *ctx);
+/* Vectors the client enabled (1 << MME) while MSI is enabled, else 0. */
+unsigned pci_msi_vectors(vfu_ctx_t *ctx);
+/* Per-vector mask bit; vectors past those enabled count as masked. */
+bool pci_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector);
+bool pci_msix_enabled(vfu_ctx_t *ctx);
+bool pci_msix_masked(vfu_ctx_t *ctx);      /* the function mask */
 /* Little-endian register access into the config space arrays. */
 uint16_t pci_get16(const uint8_t *p, size_t off);
 uint32_t pci_get32(const uint8_t *p, size_t off);
@@ -204,16 +220,10 @@ void caps_write_prepare(vfu_ctx_t *ctx, uint8_t *val, size_t count,
                         size_t offset, struct caps_pending *pending);
 /* Carries out @pending after the write; 0 or -errno of the reset callback. */
 int caps_write_done(vfu_ctx_t *ctx, const struct caps_pending *pending);
+/* The first capability with @id in its chain, or NULL. */
+const struct vfu_cap *caps_find(vfu_ctx_t *ctx, bool ext, uint16_t id);
 /* Checks what only a complete device can be checked for (MSI-X BARs). */
 int caps_realize(vfu_ctx_t *ctx);
 void caps_free(vfu_ctx_t *ctx);
-/* Interrupt state for the interrupt code; false/0 without the capability. */
-bool pci_msi_enabled(vfu_ctx_t *ctx);
-/* Vectors the client enabled (1 << MME) while MSI is enabled, else 0. */
-unsigned pci_msi_vectors(vfu_ctx_t *ctx);
-/* Per-vector mask bit; vectors past those enabled count as masked. */
-bool pci_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector);
-bool pci_msix_enabled(vfu_ctx_t *ctx);
-bool pci_msix_masked(vfu_ctx_t *ctx);      /* the function mask */
 
 #endif /* VFU_PRIVATE_H */
