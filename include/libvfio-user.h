@@ -289,8 +289,9 @@ vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);
  * Returns the capability's offset, or -1 with errno: EINVAL (bad argument
  * or contents, position out of bounds or misaligned, extended capability on
  * a 256-byte config space, vfu_pci_init() not called), ENOTSUP (an ID whose
- * size the library cannot determine), EEXIST (overlaps a capability),
- * ENOSPC (no room left).
+ * size the library cannot determine), EEXIST (overlaps a capability, or a
+ * second PM, MSI, MSI-X, PCI Express or DSN capability), ENOSPC (no room
+ * left), ENOMEM.
  */
 ssize_t
 vfu_pci_add_capability(vfu_ctx_t *vfu_ctx, size_t pos, int flags, void *data);

@@ -1176,6 +1176,23 @@ test_added_after_realize(void **state)
     assert_int_equal(rd(ctx, 0x4c, 2), 3);
 }
 
+static void
+test_pcix_extended(void **state)
+{
+    vfu_ctx_t *x1 = new_ctx(VFU_PCI_TYPE_PCI_X_1);
+    vfu_ctx_t *x2 = new_ctx(VFU_PCI_TYPE_PCI_X_2);
+    struct dsncap d = dsn_cap(7);
+    struct pxcap px = px_cap(2, 0, 0);
+
+    (void)state;
+    /* Mode 2 has the 4096-byte space, mode 1 does not; neither is Express. */
+    assert_int_equal(add(x1, 0, VFU_CAP_FLAG_EXTENDED, &d), -EINVAL);
+    assert_int_equal(add(x2, 0, VFU_CAP_FLAG_EXTENDED, &d), 0x100);
+    assert_int_equal(add(x2, 0, 0, &px), -EINVAL);
+    teardown((void **)&x1);
+    teardown((void **)&x2);
+}
+
 /* The public structs put each field where <linux/pci_regs.h> says. */
 #define BITS_OF(type, field, val) ({                                        \
         type x_;                                                            \
@@ -1266,6 +1283,7 @@ main(void)
         TC(test_struct_layouts),
         TC(test_add_refused),
         TE(test_add_refused_express),
+        TC(test_pcix_extended),
         TC(test_placement_chain),
         TC(test_placement_full),
         TE(test_ext_chain),
