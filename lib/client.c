@@ -35,6 +35,14 @@
                              CLIENT_RX_SLACK)
 #define CLIENT_RX_MAX       ((size_t)VFU_CAPS_MAX_DATA_XFER + CLIENT_RX_SLACK)
 
+/*
+ * Reads at least this big are received straight into the caller's buffer.
+ * Below it, receiving into our buffer and copying out measured faster
+ * (bench/: 64 KiB reads 1.0x raw buffered, 0.7x direct; 1 MiB reads 0.83x
+ * buffered, 0.97x direct; see docs/performance.md).
+ */
+#define DIRECT_READ_MIN     (256u * 1024)
+
 /* Region info: what we offer first, and how often we re-ask. */
 #define REGION_INFO_FIRST   4096u
 #define REGION_INFO_TRIES   3
@@ -510,17 +518,41 @@ vfu_client_region_read(vfu_client_t *c, uint32_t region, uint64_t offset,
     };
     struct iovec iov = iov_of(&req, sizeof(req));
     struct vfio_user_region_access head;
+    struct vfio_user_header expect;
     struct tran_msg reply;
+    uint16_t id;
     int ret;
 
     if (c == NULL || (data == NULL && count > 0) ||
         count > c->info.max_data_xfer_size) {
         return fail(-EINVAL);
     }
-    ret = typed_request(c, VFIO_USER_REGION_READ, false, &iov, 1,
-                        sizeof(head), &reply);
+    ret = send_cmd(c, VFIO_USER_REGION_READ, false, &iov, 1, NULL, 0, &id);
     if (ret < 0) {
         return fail(ret);
+    }
+    /* Big reads land in the caller's buffer without a copy. */
+    expect.msg_id = id;
+    expect.cmd = VFIO_USER_REGION_READ;
+    expect.msg_size = (uint32_t)(HDR_SIZE + sizeof(head) + count);
+    if (count >= DIRECT_READ_MIN) {
+        ret = tran_rx_direct(&c->rx, c->fd, &expect, sizeof(head), data,
+                             &reply);
+        if (ret < 0) {
+            return fail(ret);
+        }
+        if (ret == 1) {
+            memcpy(&head, reply.payload, sizeof(head));
+            return head.count == count ? 0 : fail(-EPROTO);
+        }
+    }
+    ret = wait_reply(c, id, VFIO_USER_REGION_READ, &reply);
+    if (ret < 0) {
+        return fail(ret);
+    }
+    tran_msg_close_fds(&reply);
+    if (reply.len < sizeof(head)) {
+        return fail(-EPROTO);
     }
     memcpy(&head, reply.payload, sizeof(head));
     if (head.count != count || reply.len != sizeof(head) + count) {

@@ -67,8 +67,12 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->reply_buf_size = SERVER_MAX_DATA_XFER +
                           sizeof(struct vfio_user_region_access);
     ctx->sock_path = strdup(path);
-    ctx->reply_buf = malloc(ctx->reply_buf_size);
-    if (ctx->sock_path == NULL || ctx->reply_buf == NULL) {
+    if (posix_memalign(&ctx->reply_mem, 4096,
+                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
+        ctx->reply_mem = NULL;
+    }
+    ctx->reply_buf = (uint8_t *)ctx->reply_mem + REPLY_BUF_OFFSET;
+    if (ctx->sock_path == NULL || ctx->reply_mem == NULL) {
         err = ENOMEM;
         goto fail;
     }
@@ -89,7 +93,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
 fail:
     tran_rx_fini(&ctx->rx);
     pci_free(ctx);
-    free(ctx->reply_buf);
+    free(ctx->reply_mem);
     free(ctx->sock_path);
     free(ctx);
     errno = err;
@@ -316,7 +320,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     tran_rx_fini(&ctx->rx);
     regions_free(ctx);
     pci_free(ctx);
-    free(ctx->reply_buf);
+    free(ctx->reply_mem);
     free(ctx->sock_path);
     free(ctx);
 }

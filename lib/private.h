@@ -37,6 +37,7 @@
 #define SERVER_MAX_MSG_SIZE     (sizeof(struct vfio_user_header) + \
                                  sizeof(struct vfio_user_region_access) + \
                                  SERVER_MAX_DATA_XFER)
+#define REPLY_BUF_OFFSET        (64 - sizeof(struct vfio_user_region_access))
 #define SERVER_RX_BUF_SIZE      (SERVER_MAX_MSG_SIZE + 64 * 1024)
 
 struct vfu_region {
@@ -92,7 +93,14 @@ struct vfu_ctx {
     struct vfu_caps client_caps;
     struct tran_rx rx;
 
-    /* Reply payload scratch: REGION_READ data up to the transfer limit. */
+    /*
+     * Reply payload scratch: REGION_READ data up to the transfer limit.
+     * reply_buf starts REPLY_BUF_OFFSET bytes into a page-aligned allocation
+     * (reply_mem) so read data begins 64 bytes into a page: copies whose
+     * destination sits a few bytes past the source's page offset run many
+     * times slower on some CPUs, and device memory is usually page aligned.
+     */
+    void *reply_mem;
     uint8_t *reply_buf;
     size_t reply_buf_size;
 

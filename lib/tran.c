@@ -135,74 +135,160 @@ store_fds(struct tran_rx *rx, size_t from, int *fds, size_t nr, bool lost)
     set->lost = lost;
 }
 
-ssize_t
-tran_rx_fill(struct tran_rx *rx, int sock, bool block)
+/*
+ * One recvmsg() into @iov; received fds go to @fds (closed beyond
+ * TRAN_MAX_FDS). Returns bytes received or -errno (-ENOTCONN at EOF).
+ */
+static ssize_t
+recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
+          size_t *nr_fds, bool *ctrunc)
 {
     union {
         char buf[CMSG_SPACE(TRAN_MAX_FDS * sizeof(int))];
         struct cmsghdr align;
     } ctl;
-    struct iovec iov;
     struct msghdr mh = { 0 };
-    int fds[TRAN_MAX_FDS];
-    size_t nr_fds = 0;
     ssize_t n;
 
-    if (rx->start == rx->end) {
-        compact(rx);
-    } else if (rx->start > 0) {
-        compact(rx);
-    }
-    if (rx->end == rx->cap) {
-        return -ENOBUFS;        /* cannot happen: messages fit by design */
-    }
-
-    iov.iov_base = rx->buf + rx->end;
-    iov.iov_len = rx->cap - rx->end;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
+    mh.msg_iov = iov;
+    mh.msg_iovlen = iovcnt;
     mh.msg_control = ctl.buf;
     mh.msg_controllen = sizeof(ctl.buf);
+    *nr_fds = 0;
 
     do {
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
     } while (n < 0 && errno == EINTR);
 
     if (n < 0) {
         if (errno == EWOULDBLOCK || errno == EAGAIN) {
             return -EAGAIN;
         }
-        if (errno == ECONNRESET || errno == EPIPE) {
-            return -ENOTCONN;
-        }
-        return -errno;
+        return (errno == ECONNRESET || errno == EPIPE) ? -ENOTCONN : -errno;
     }
-
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
          c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
             continue;
         }
         size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < cnt && nr_fds < TRAN_MAX_FDS; i++) {
-            memcpy(&fds[nr_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        for (size_t i = 0; i < cnt && *nr_fds < TRAN_MAX_FDS; i++) {
+            memcpy(&fds[(*nr_fds)++], CMSG_DATA(c) + i * sizeof(int),
+                   sizeof(int));
         }
     }
-
+    *ctrunc = (mh.msg_flags & MSG_CTRUNC) != 0;
     if (n == 0) {
-        for (size_t i = 0; i < nr_fds; i++) {
+        for (size_t i = 0; i < *nr_fds; i++) {
             close(fds[i]);
         }
         return -ENOTCONN;
     }
+    return n;
+}
 
+ssize_t
+tran_rx_fill(struct tran_rx *rx, int sock, bool block)
+{
+    struct iovec iov;
+    int fds[TRAN_MAX_FDS];
+    size_t nr_fds;
+    bool ctrunc;
+    ssize_t n;
+
+    compact(rx);
+    if (rx->end == rx->cap) {
+        return -ENOBUFS;        /* cannot happen: messages fit by design */
+    }
+    iov.iov_base = rx->buf + rx->end;
+    iov.iov_len = rx->cap - rx->end;
+    n = recv_some(sock, &iov, 1, block ? 0 : MSG_DONTWAIT, fds, &nr_fds,
+                  &ctrunc);
+    if (n < 0) {
+        return n;
+    }
     size_t from = rx->end;
     rx->end += (size_t)n;
     rx->nr_recv++;
-    if (nr_fds > 0 || (mh.msg_flags & MSG_CTRUNC)) {
-        store_fds(rx, from, fds, nr_fds, (mh.msg_flags & MSG_CTRUNC) != 0);
+    if (nr_fds > 0 || ctrunc) {
+        store_fds(rx, from, fds, nr_fds, ctrunc);
     }
     return n;
+}
+
+int
+tran_rx_direct(struct tran_rx *rx, int sock,
+               const struct vfio_user_header *expect, size_t head_len,
+               void *dst, struct tran_msg *msg)
+{
+    size_t head = HDR_SIZE + head_len;
+    size_t total = expect->msg_size;
+    struct iovec iov[2];
+    struct vfio_user_header hdr;
+    int fds[TRAN_MAX_FDS];
+    size_t nr_fds;
+    bool ctrunc;
+    ssize_t n;
+
+    if (tran_rx_pending(rx) || rx->nr_fd_sets > 0 || total < head ||
+        total > rx->cap) {
+        return 0;
+    }
+    compact(rx);
+    iov[0] = (struct iovec){ rx->buf, head };
+    iov[1] = (struct iovec){ dst, total - head };
+    n = recv_some(sock, iov, 2, 0, fds, &nr_fds, &ctrunc);
+    if (n < 0) {
+        return (int)n;
+    }
+    rx->nr_recv++;
+    if ((size_t)n >= HDR_SIZE) {
+        memcpy(&hdr, rx->buf, HDR_SIZE);
+    }
+    if ((size_t)n < HDR_SIZE || nr_fds > 0 || ctrunc ||
+        hdr.msg_id != expect->msg_id || hdr.cmd != expect->cmd ||
+        hdr.msg_size != total || hdr.flags.type != VFIO_USER_F_TYPE_REPLY ||
+        hdr.flags.error) {
+        /* Not it: put everything where tran_rx_next() will look. */
+        if ((size_t)n > head) {
+            memcpy(rx->buf + head, dst, (size_t)n - head);
+        }
+        rx->end = (size_t)n;
+        if (nr_fds > 0 || ctrunc) {
+            store_fds(rx, 0, fds, nr_fds, ctrunc);
+        }
+        return 0;
+    }
+
+    /* The expected reply: wait for all of the rest in one call. */
+    while ((size_t)n < total) {
+        size_t got = (size_t)n;
+        struct iovec rest[2];
+        size_t nv = 0;
+
+        if (got < head) {
+            rest[nv++] = (struct iovec){ rx->buf + got, head - got };
+            rest[nv++] = (struct iovec){ dst, total - head };
+        } else {
+            rest[nv++] = (struct iovec){ (uint8_t *)dst + (got - head),
+                                         total - got };
+        }
+        ssize_t m = recv_some(sock, rest, nv, MSG_WAITALL, fds, &nr_fds,
+                              &ctrunc);
+        if (m < 0) {
+            return (int)m;
+        }
+        for (size_t i = 0; i < nr_fds; i++) {
+            close(fds[i]);      /* fds belong to a message's first bytes */
+        }
+        rx->nr_recv++;
+        n += m;
+    }
+    memset(msg, 0, sizeof(*msg));
+    msg->hdr = hdr;
+    msg->payload = rx->buf + HDR_SIZE;
+    msg->len = total - HDR_SIZE;
+    return 1;
 }
 
 /* Hands the fds that came with the message at @off to @msg. */

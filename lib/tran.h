@@ -79,6 +79,21 @@ ssize_t tran_rx_fill(struct tran_rx *rx, int sock, bool block);
  */
 int tran_rx_next(struct tran_rx *rx, struct tran_msg *msg);
 
+/*
+ * Receives one message whose size and header the caller expects (a reply
+ * carrying bulk data), with its payload after the first @head_len bytes going
+ * straight into @dst: saves copying large replies out of the buffer. Works
+ * only when nothing is buffered. Returns 1 when the expected message
+ * (@expect's msg_id, cmd and msg_size, a reply without error or fds) arrived
+ * this way: @msg's payload holds the first @head_len bytes and @dst the rest.
+ * Returns 0 when something else came (an error reply, a server request):
+ * what was received is in the buffer as if tran_rx_fill() had read it, bytes
+ * that landed in @dst included. Or -errno as tran_rx_fill().
+ */
+int tran_rx_direct(struct tran_rx *rx, int sock,
+                   const struct vfio_user_header *expect, size_t head_len,
+                   void *dst, struct tran_msg *msg);
+
 void tran_msg_close_fds(struct tran_msg *msg);
 
 /*

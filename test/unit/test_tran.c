@@ -252,6 +252,69 @@ test_send_sets_size(void **state)
     assert_memory_equal(msg.payload, payload, 12);
 }
 
+/* A reply of the expected size lands in the caller's buffer directly. */
+static void
+test_direct_expected(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 200000;
+    uint8_t *buf = malloc(16 + 16 + len);
+    uint8_t *dst = malloc(len);
+    struct vfio_user_header expect = { .msg_id = 5, .cmd = 9 };
+    struct tran_msg msg;
+    size_t n = make_msg(buf, 5, 9, 16 + len, 0);
+    struct vfio_user_header *hdr = (void *)buf;
+
+    hdr->flags.type = VFIO_USER_F_TYPE_REPLY;
+    for (size_t i = 0; i < 16 + len; i++) {
+        buf[16 + i] = (uint8_t)(i * 13);
+    }
+    expect.msg_size = (uint32_t)n;
+    if (fork() == 0) {
+        write_all(f->sv[0], buf, n);
+        _exit(0);
+    }
+    assert_int_equal(tran_rx_direct(&f->rx, f->sv[1], &expect, 16, dst, &msg), 1);
+    assert_int_equal(msg.len, 16 + len);
+    assert_memory_equal(msg.payload, buf + 16, 16);
+    assert_memory_equal(dst, buf + 32, len);
+    assert_false(tran_rx_pending(&f->rx));
+    free(buf);
+    free(dst);
+}
+
+/* Anything else (an error reply, then another message) is framed as usual. */
+static void
+test_direct_fallback(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[256];
+    uint8_t dst[4096];
+    struct vfio_user_header expect = { .msg_id = 5, .cmd = 9,
+                                       .msg_size = 16 + 16 + 4096 };
+    struct tran_msg msg;
+    size_t n = make_msg(buf, 5, 9, 0, 0);
+    struct vfio_user_header *hdr = (void *)buf;
+
+    hdr->flags.type = VFIO_USER_F_TYPE_REPLY;
+    hdr->flags.error = 1;
+    hdr->error_no = EIO;
+    /* A server command behind it, whose bytes spill into dst. */
+    n += make_msg(buf + n, 77, 11, 100, 0x3c);
+    write_all(f->sv[0], buf, n);
+    usleep(10000);
+
+    assert_int_equal(tran_rx_direct(&f->rx, f->sv[1], &expect, 16, dst, &msg), 0);
+    assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
+    assert_true(msg.hdr.flags.error);
+    assert_int_equal(msg.hdr.error_no, EIO);
+    assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
+    assert_int_equal(msg.hdr.msg_id, 77);
+    assert_int_equal(msg.len, 100);
+    assert_int_equal(msg.payload[99], 0x3c);
+    assert_int_equal(tran_rx_next(&f->rx, &msg), 0);
+}
+
 int
 main(void)
 {
@@ -264,6 +327,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_oversized_is_skipped, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_eof_and_nonblocking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_sets_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_expected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_fallback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
