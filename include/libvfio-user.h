@@ -210,6 +210,34 @@ int
 vfu_setup_device_reset_cb(vfu_ctx_t *vfu_ctx, vfu_reset_cb_t *reset);
 
 /* ------------------------------------------------------------------ */
+/* Quiesce                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Asks the device to stop touching guest memory (no new DMA, none in
+ * flight) before the library changes DMA mappings, resets the device or
+ * changes its migration state. Return 0 once quiet. Return -1 with errno
+ * EBUSY to finish later: the request then waits, vfu_run_ctx() fails with
+ * EBUSY until the device calls vfu_device_quiesced(), and the device may go
+ * on working meanwhile. The device stays quiesced until the request is
+ * done; the callbacks that run for it (DMA register/unregister, reset,
+ * migration transition) may still use the DMA calls.
+ */
+typedef int (vfu_device_quiesce_cb_t)(vfu_ctx_t *vfu_ctx);
+
+void
+vfu_setup_device_quiesce_cb(vfu_ctx_t *vfu_ctx,
+                            vfu_device_quiesce_cb_t *quiesce_cb);
+
+/*
+ * Completes a quiesce the callback deferred with EBUSY: with 0 the waiting
+ * request is carried out and answered now; with an errno it is refused with
+ * that errno. Fails with EINVAL when no quiesce is pending.
+ */
+int
+vfu_device_quiesced(vfu_ctx_t *vfu_ctx, int quiesce_errno);
+
+/* ------------------------------------------------------------------ */
 /* PCI                                                                 */
 /* ------------------------------------------------------------------ */
 

@@ -59,6 +59,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->dev_type = dev_type;
     ctx->conn_fd = -1;
     ctx->listen_fd = -1;
+    ctx->twin_fd = -1;
     ctx->log_level = LOG_ERR;
     for (int i = 0; i < VFU_PCI_DEV_NUM_REGIONS; i++) {
         ctx->regions[i].fd = -1;
@@ -150,6 +151,14 @@ ctx_disconnect(vfu_ctx_t *ctx)
             vfu_log_warn(ctx, "reset callback failed on disconnect: %m");
         }
     }
+    if (ctx->quiesce_pending) {
+        tran_msg_close_fds(&ctx->pending_msg);
+        free(ctx->pending_data);
+        ctx->pending_data = NULL;
+        ctx->quiesce_pending = false;
+    }
+    ctx->quiesced = false;
+    ctx->conn_broken = false;
     close(ctx->conn_fd);
     ctx->conn_fd = -1;
     ctx->negotiated = false;

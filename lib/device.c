@@ -1,6 +1,6 @@
 /*
- * Device-wide requests: DEVICE_GET_INFO and DEVICE_RESET, and the reset
- * callback they lead to.
+ * Device-wide requests and callbacks: DEVICE_GET_INFO, DEVICE_RESET with the
+ * reset callback, and asking the device to quiesce.
  */
 #include <string.h>
 
@@ -15,6 +15,36 @@ vfu_setup_device_reset_cb(vfu_ctx_t *ctx, vfu_reset_cb_t *reset)
     }
     ctx->reset_cb = reset;
     return 0;
+}
+
+VFU_EXPORT void
+vfu_setup_device_quiesce_cb(vfu_ctx_t *ctx, vfu_device_quiesce_cb_t *quiesce_cb)
+{
+    if (ctx != NULL) {
+        ctx->quiesce_cb = quiesce_cb;
+    }
+}
+
+int
+device_quiesce(vfu_ctx_t *ctx)
+{
+    int err;
+
+    if (ctx->quiesced || ctx->quiesce_cb == NULL) {
+        ctx->quiesced = true;
+        return 0;
+    }
+    errno = 0;
+    if (ctx->quiesce_cb(ctx) == 0) {
+        ctx->quiesced = true;
+        return 0;
+    }
+    err = errno != 0 ? errno : EIO;
+    if (err == EBUSY) {
+        return HANDLER_PENDING;
+    }
+    vfu_log_err(ctx, "device failed to quiesce: %s", strerror(err));
+    return -err;
 }
 
 int
@@ -49,6 +79,10 @@ handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (msg->len != 0) {
         vfu_log_err(ctx, "DEVICE_RESET: unexpected %zu-byte payload", msg->len);
         return -EINVAL;
+    }
+    int ret = device_quiesce(ctx);
+    if (ret != 0) {
+        return ret;
     }
     errno = 0;
     if (ctx->reset_cb != NULL && ctx->reset_cb(ctx, VFU_RESET_DEVICE) < 0) {

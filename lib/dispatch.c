@@ -4,6 +4,7 @@
  * its reply (header, payload and fds in one sendmsg). Commands flagged
  * NO_REPLY never get a reply, not even an error.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "private.h"
@@ -64,6 +65,27 @@ check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
     return 0;
 }
 
+/* Keeps a request that waits for the device to quiesce, with its fds. */
+static int
+park_pending(vfu_ctx_t *ctx, struct tran_msg *msg)
+{
+    uint8_t *data = NULL;
+
+    if (msg->len > 0) {
+        data = malloc(msg->len);
+        if (data == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(data, msg->payload, msg->len);
+    }
+    ctx->pending_msg = *msg;
+    ctx->pending_msg.payload = data;
+    ctx->pending_data = data;
+    msg->nr_fds = 0;                /* they travel with the parked copy */
+    ctx->quiesce_pending = true;
+    return 0;
+}
+
 int
 dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
 {
@@ -77,10 +99,22 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
 
     ret = check_header(ctx, msg);
     if (ret == 0) {
+        /* The handler may serve nested requests (a DMA wait): pin ours. */
+        tran_rx_hold(&ctx->rx);
         ret = handlers[msg->hdr.cmd](ctx, msg, &reply);
+        tran_rx_release(&ctx->rx);
+    }
+    if (ret == HANDLER_PENDING) {
+        ret = park_pending(ctx, msg);
+        if (ret == 0) {
+            vfu_log_debug(ctx, "msg%u: waits for the device to quiesce",
+                          msg->hdr.msg_id);
+            return -EBUSY;
+        }
     }
     /* Whatever the handler did not take, we close: nothing leaks. */
     tran_msg_close_fds(msg);
+    ctx->quiesced = false;
 
     if (msg->hdr.flags.no_reply) {
         if (ret < 0) {
@@ -108,17 +142,62 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     return 0;
 }
 
-/* Serves every complete message already buffered; -ENOTCONN if the link broke. */
+VFU_EXPORT int
+vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
+{
+    struct tran_msg msg;
+    int ret;
+
+    if (ctx == NULL || !ctx->quiesce_pending || quiesce_errno < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    msg = ctx->pending_msg;
+    ctx->quiesce_pending = false;
+    if (quiesce_errno == 0) {
+        ctx->quiesced = true;       /* the handler finds the device quiet */
+        ret = dispatch_msg(ctx, &msg);
+    } else {
+        struct vfio_user_header hdr;
+
+        vfu_log_err(ctx, "msg%u: device failed to quiesce: %s",
+                    msg.hdr.msg_id, strerror(quiesce_errno));
+        tran_msg_close_fds(&msg);
+        ret = 0;
+        if (!msg.hdr.flags.no_reply) {
+            tran_hdr_init(&hdr, msg.hdr.msg_id, msg.hdr.cmd,
+                          VFIO_USER_F_TYPE_REPLY, false);
+            hdr.flags.error = 1;
+            hdr.error_no = (uint32_t)quiesce_errno;
+            ret = tran_send(ctx->conn_fd, &hdr, NULL, 0, NULL, 0);
+        }
+    }
+    free(ctx->pending_data);
+    ctx->pending_data = NULL;
+    ctx->quiesced = false;
+    if (ret == -ENOTCONN || ret == -EPIPE) {
+        ctx->conn_broken = true;    /* vfu_run_ctx() disconnects */
+    }
+    return 0;
+}
+
+/*
+ * Serves every complete message already buffered; -EBUSY when one now waits
+ * for the device to quiesce, -ENOTCONN if the link broke.
+ */
 static int
 serve_buffered(vfu_ctx_t *ctx, int *handled)
 {
     struct tran_msg msg;
 
-    while (tran_rx_next(&ctx->rx, &msg) == 1) {
+    while (!ctx->quiesce_pending && tran_rx_next(&ctx->rx, &msg) == 1) {
         int ret = dispatch_msg(ctx, &msg);
         (*handled)++;
         if (ret < 0) {
             return ret;
+        }
+        if (ctx->conn_broken) {
+            return -ENOTCONN;
         }
     }
     return 0;
@@ -129,6 +208,7 @@ vfu_run_ctx(vfu_ctx_t *ctx)
 {
     bool block;
     int handled = 0;
+    int ret;
 
     if (ctx == NULL) {
         errno = EINVAL;
@@ -138,12 +218,21 @@ vfu_run_ctx(vfu_ctx_t *ctx)
         errno = ENOTCONN;
         return -1;
     }
+    if (ctx->quiesce_pending) {
+        errno = EBUSY;
+        return -1;
+    }
     block = !(ctx->flags & LIBVFIO_USER_FLAG_ATTACH_NB);
 
     for (;;) {
         ssize_t n;
 
-        if (serve_buffered(ctx, &handled) < 0) {
+        ret = serve_buffered(ctx, &handled);
+        if (ret == -EBUSY) {
+            errno = EBUSY;
+            return -1;
+        }
+        if (ret < 0 || ctx->conn_broken) {
             break;
         }
         n = tran_rx_fill(&ctx->rx, ctx->conn_fd, block);
@@ -157,7 +246,12 @@ vfu_run_ctx(vfu_ctx_t *ctx)
             break;
         }
         if (!block) {
-            if (serve_buffered(ctx, &handled) < 0) {
+            ret = serve_buffered(ctx, &handled);
+            if (ret == -EBUSY) {
+                errno = EBUSY;
+                return -1;
+            }
+            if (ret < 0 || ctx->conn_broken) {
                 break;
             }
             return handled;

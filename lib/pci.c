@@ -340,6 +340,13 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
     if (dry_run) {
         return (ssize_t)count;
     }
+    if (pending.flr || pending.soft_reset) {
+        /* Quiet the device before anything changes: the write may wait. */
+        ret = device_quiesce(ctx);
+        if (ret != 0) {
+            return ret;
+        }
+    }
 
     /*
      * The device's bytes go first, so that a failing callback leaves the
@@ -429,15 +436,14 @@ pci_set_intx_status(vfu_ctx_t *ctx, bool asserted)
 
 /*
  * The one place where the device is stopped before a function-level reset
- * (Initiate FLR, or the soft reset of a D3hot->D0 transition). Quiescing
- * the device (vfu_setup_device_quiesce_cb) arrives with DMA support and is
- * to be called from here; until then there is nothing to wait for.
+ * (Initiate FLR, or the soft reset of a D3hot->D0 transition). When the
+ * device defers quiescing, the config write that asked for the reset waits
+ * (HANDLER_PENDING) and is written again once the device is quiet.
  */
 static int
 function_reset_quiesce(vfu_ctx_t *ctx)
 {
-    (void)ctx;
-    return 0;
+    return device_quiesce(ctx);
 }
 
 /* Stops the device, lets it reset itself, then resets config space. */
@@ -447,7 +453,7 @@ pci_function_reset(vfu_ctx_t *ctx, vfu_reset_type_t type,
 {
     int ret = function_reset_quiesce(ctx);
 
-    if (ret < 0) {
+    if (ret != 0) {
         return ret;
     }
     errno = 0;

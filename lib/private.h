@@ -30,6 +30,9 @@
 #include "negotiate.h"
 #include "tran.h"
 
+/* How many DMA-by-message waits may nest (see dma_msg.c). */
+#define MAX_NEST_DEPTH          4
+
 /* What we announce in VERSION. */
 #define SERVER_MAX_DATA_XFER    VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
 #define SERVER_MAX_MSG_FDS      TRAN_MAX_FDS
@@ -109,12 +112,38 @@ struct vfu_ctx {
 
     vfu_reset_cb_t *reset_cb;
 
+    /*
+     * Quiesce: a request that needs the device quiet waits, as
+     * quiesce_pending, until the device calls vfu_device_quiesced().
+     */
+    vfu_device_quiesce_cb_t *quiesce_cb;
+    bool quiesced;                  /* for the request being served */
+    bool quiesce_pending;
+    struct tran_msg pending_msg;    /* its payload copied to pending_data */
+    uint8_t *pending_data;
+
+    /* Server-to-client requests (dma_msg.c). */
+    uint16_t next_msg_id;
+    unsigned nest_depth;            /* DMA waits in progress */
+    uint8_t *nested_reply_bufs[MAX_NEST_DEPTH];
+    int twin_fd;                    /* -1 unless twin-socket mode */
+    struct tran_rx twin_rx;
+    bool conn_broken;               /* the link failed inside a DMA wait */
+
     struct vfu_region regions[VFU_PCI_DEV_NUM_REGIONS];
     struct vfu_pci pci;
 
     /* Counters, for tests and benchmarks. */
     uint64_t nr_requests;
 };
+
+/*
+ * A handler's answer when the request must wait for the device to quiesce
+ * (device_quiesce()): not an errno, so it passes through code that hands
+ * negative results up. The handler has changed nothing; the dispatcher
+ * keeps the message and runs the handler again once the device is quiet.
+ */
+#define HANDLER_PENDING (-4096)
 
 /* A reply under construction by a handler. */
 #define REPLY_MAX_IOV 4
@@ -144,10 +173,21 @@ reply_add(struct vfu_reply *reply, void *base, size_t len)
 void ctx_disconnect(vfu_ctx_t *ctx);
 
 /* dispatch.c */
-/* Serves one message; returns 0, or -ENOTCONN when the socket failed. */
+/*
+ * Serves one message; returns 0, -EBUSY when it now waits for the device to
+ * quiesce (nothing more may be served until then), or -ENOTCONN when the
+ * socket failed.
+ */
 int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
 
 /* device.c */
+/*
+ * Asks the device to quiesce before a request that needs it (DMA map
+ * changes, resets, migration state changes). 0 when it is quiet (or has no
+ * quiesce callback), HANDLER_PENDING when it will call vfu_device_quiesced()
+ * later, -errno when it failed.
+ */
+int device_quiesce(vfu_ctx_t *ctx);
 int handle_device_get_info(vfu_ctx_t *ctx, struct tran_msg *msg,
                            struct vfu_reply *reply);
 int handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,

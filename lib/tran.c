@@ -47,6 +47,11 @@ drop_fd_set(struct tran_rx *rx, size_t i)
 void
 tran_rx_reset(struct tran_rx *rx)
 {
+    for (size_t i = 0; i < rx->nr_retired; i++) {
+        free(rx->retired[i]);
+    }
+    rx->nr_retired = 0;
+    rx->hold = 0;
     for (size_t i = 0; i < rx->nr_fd_sets; i++) {
         close_fd_set(&rx->fd_sets[i]);
     }
@@ -69,14 +74,43 @@ tran_rx_pending(const struct tran_rx *rx)
     return rx->end > rx->start || rx->skip > 0;
 }
 
-/* Moves unconsumed bytes to the front so that a whole message fits. */
-static void
+void
+tran_rx_hold(struct tran_rx *rx)
+{
+    rx->hold++;
+}
+
+void
+tran_rx_release(struct tran_rx *rx)
+{
+    if (rx->hold > 0 && --rx->hold == 0) {
+        for (size_t i = 0; i < rx->nr_retired; i++) {
+            free(rx->retired[i]);
+        }
+        rx->nr_retired = 0;
+    }
+}
+
+/*
+ * Makes room for the next receive by moving the unread bytes to the front.
+ * While held, the bytes before them belong to messages being served, so
+ * nothing moves until the buffer is full; then the unread bytes go to a new
+ * buffer and the old one is kept until the last release.
+ */
+static int
 compact(struct tran_rx *rx)
 {
     size_t i = 0;
+    uint8_t *dst = rx->buf;
 
-    if (rx->start == 0) {
-        return;
+    if (rx->start == 0 || (rx->hold > 0 && rx->end < rx->cap)) {
+        return 0;
+    }
+    if (rx->hold > 0) {
+        if (rx->nr_retired == TRAN_MAX_RETIRED ||
+            (dst = malloc(rx->cap)) == NULL) {
+            return -ENOBUFS;
+        }
     }
     while (i < rx->nr_fd_sets) {
         if (rx->fd_sets[i].off < rx->start) {
@@ -89,10 +123,15 @@ compact(struct tran_rx *rx)
         i++;
     }
     if (rx->end > rx->start) {
-        memmove(rx->buf, rx->buf + rx->start, rx->end - rx->start);
+        memmove(dst, rx->buf + rx->start, rx->end - rx->start);
+    }
+    if (dst != rx->buf) {
+        rx->retired[rx->nr_retired++] = rx->buf;
+        rx->buf = dst;
     }
     rx->end -= rx->start;
     rx->start = 0;
+    return 0;
 }
 
 /* Offset of the last message that starts in [from, to), or SIZE_MAX. */
@@ -196,9 +235,8 @@ tran_rx_fill(struct tran_rx *rx, int sock, bool block)
     bool ctrunc;
     ssize_t n;
 
-    compact(rx);
-    if (rx->end == rx->cap) {
-        return -ENOBUFS;        /* cannot happen: messages fit by design */
+    if (compact(rx) < 0 || rx->end == rx->cap) {
+        return -ENOBUFS;
     }
     iov.iov_base = rx->buf + rx->end;
     iov.iov_len = rx->cap - rx->end;

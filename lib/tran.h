@@ -18,6 +18,8 @@
 #define TRAN_MAX_FDS            16
 /* Most fd-carrying messages that can be in the receive buffer at once. */
 #define TRAN_MAX_FD_SETS        4
+/* Most buffers kept alive by nested holds (see tran_rx_hold()). */
+#define TRAN_MAX_RETIRED        8
 
 /* One received message; payload points into the receive buffer. */
 struct tran_msg {
@@ -54,6 +56,14 @@ struct tran_rx {
     struct tran_fd_set fd_sets[TRAN_MAX_FD_SETS];
     size_t nr_fd_sets;
     uint64_t nr_recv;           /* recvmsg calls that returned data (stats) */
+    /*
+     * While held, bytes already received never move: messages being served
+     * point into them. A receive that needs room then moves the unread bytes
+     * to a new buffer and keeps the old one until the last release.
+     */
+    unsigned hold;
+    uint8_t *retired[TRAN_MAX_RETIRED];
+    size_t nr_retired;
 };
 
 int tran_rx_init(struct tran_rx *rx, size_t cap);
@@ -61,6 +71,14 @@ int tran_rx_init(struct tran_rx *rx, size_t cap);
 void tran_rx_fini(struct tran_rx *rx);
 /* Drops buffered bytes and closes held fds (new connection). */
 void tran_rx_reset(struct tran_rx *rx);
+/*
+ * Pins the bytes received so far (messages being served point into them)
+ * until the matching release; receives in between go to a new buffer when
+ * they need room.
+ */
+void tran_rx_hold(struct tran_rx *rx);
+void tran_rx_release(struct tran_rx *rx);
+
 /* True when bytes of an unfinished message are buffered. */
 bool tran_rx_pending(const struct tran_rx *rx);
 
