@@ -238,6 +238,119 @@ int
 vfu_device_quiesced(vfu_ctx_t *vfu_ctx, int quiesce_errno);
 
 /* ------------------------------------------------------------------ */
+/* DMA: client memory                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The client tells the device which of its memory (for QEMU: guest
+ * physical memory) the device may access, with DMA_MAP and DMA_UNMAP.
+ * Addresses in that space are DMA addresses (IOVAs); they are not pointers
+ * in this process. The library always keeps the table of mapped regions,
+ * whether or not vfu_setup_device_dma() was called. A region that came
+ * with a file descriptor is mapped into this process and can be used in
+ * place (vfu_sgl_get()); one without is reached by messages to the client.
+ * See docs/dma.md.
+ */
+typedef void *vfu_dma_addr_t;
+
+/*
+ * A scatter/gather entry: a piece of a DMA range that lies in one region,
+ * filled in by vfu_addr_to_sgl(). Opaque: allocate dma_sg_size() bytes
+ * per entry. An entry made before its region was unmapped stays stale even
+ * if the same addresses are mapped again; the calls below refuse it.
+ */
+struct dma_sg;
+typedef struct dma_sg dma_sg_t;
+
+/* The size of one dma_sg_t, for arrays of them. */
+size_t
+dma_sg_size(void);
+
+/*
+ * A region as the callbacks see it. @iova: its DMA range. @vaddr: where it
+ * is mapped in this process, or NULL when it came without a file
+ * descriptor. @mapping: the whole mapping (here the same range as @vaddr),
+ * zero without one. @page_size: of the mapping (e.g. 2 MiB for huge pages),
+ * 0 without one. @prot: PROT_READ and/or PROT_WRITE, the access the client
+ * granted (and, with a mapping, its protection).
+ */
+typedef struct vfu_dma_info {
+    struct iovec iova;
+    void *vaddr;
+    struct iovec mapping;
+    size_t page_size;
+    uint32_t prot;
+} vfu_dma_info_t;
+
+/* A region was mapped; it can be used from inside the callback. */
+typedef void (vfu_dma_register_cb_t)(vfu_ctx_t *vfu_ctx, vfu_dma_info_t *info);
+
+/*
+ * A region is about to go (DMA_UNMAP, or the client left). It is still
+ * mapped during the call; the device must stop using it, and drop any
+ * pointer into it, before returning.
+ */
+typedef void (vfu_dma_unregister_cb_t)(vfu_ctx_t *vfu_ctx,
+                                       vfu_dma_info_t *info);
+
+/*
+ * Sets the callbacks for regions being mapped and unmapped; either may be
+ * NULL. A device that keeps pointers into client memory (from
+ * vfu_sgl_get()) across requests needs @dma_unregister to learn when to
+ * drop them. The device is quiesced (see vfu_setup_device_quiesce_cb())
+ * before the table changes. Fails with EINVAL (no context) or ENOMEM.
+ */
+int
+vfu_setup_device_dma(vfu_ctx_t *vfu_ctx, vfu_dma_register_cb_t *dma_register,
+                     vfu_dma_unregister_cb_t *dma_unregister);
+
+/*
+ * Describes the DMA range [@dma_addr, @dma_addr + @len) as scatter/gather
+ * entries, one per region it crosses (the regions must follow each other
+ * without a gap), each checked for the access in @prot (PROT_READ and/or
+ * PROT_WRITE). Returns the number of entries written to @sgl, or:
+ *   -1 with errno ENOENT: part of the range is not mapped;
+ *   -1 with errno EACCES: the client did not grant the access;
+ *   -1 with errno EINVAL: @len is 0, @prot has other bits, @sgl is NULL;
+ *   -x - 1 with errno 0: @max_nr_sgs is too small, x entries are needed.
+ */
+int
+vfu_addr_to_sgl(vfu_ctx_t *vfu_ctx, vfu_dma_addr_t dma_addr, size_t len,
+                dma_sg_t *sgl, size_t max_nr_sgs, int prot);
+
+/*
+ * Fills @iov[i] with the address in this process and the length of entry
+ * i, for @cnt entries, so the device can access client memory in place.
+ * All or nothing: fails with EFAULT if an entry's region came without a
+ * file descriptor (use vfu_sgl_read/write), ENOENT if it was unmapped
+ * since the entry was made, EINVAL for bad arguments (@flags must be 0).
+ * Release with vfu_sgl_put() when done; the memory stays valid until the
+ * region's unregister callback at the latest.
+ */
+int
+vfu_sgl_get(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt,
+            int flags);
+
+/*
+ * Releases entries taken with vfu_sgl_get(); entries made with PROT_WRITE
+ * are recorded as written when the client logs dirty pages.
+ */
+void
+vfu_sgl_put(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt);
+
+/*
+ * Records the memory of @cnt entries as written, for dirty logging, for a
+ * device that writes through vfu_sgl_get() without calling vfu_sgl_put()
+ * (e.g. keeps the mapping for long). Nothing happens unless logging.
+ */
+void
+vfu_sgl_mark_dirty(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt);
+
+/* Whether @sg is live and its region is mapped here (vfu_sgl_get() works). */
+bool
+vfu_sg_is_mappable(vfu_ctx_t *vfu_ctx, dma_sg_t *sg);
+
+/* ------------------------------------------------------------------ */
 /* PCI                                                                 */
 /* ------------------------------------------------------------------ */
 

@@ -151,6 +151,7 @@ ctx_disconnect(vfu_ctx_t *ctx)
             vfu_log_warn(ctx, "reset callback failed on disconnect: %m");
         }
     }
+    dma_remove_all(ctx);    /* unregister callbacks, then unmap */
     if (ctx->quiesce_pending) {
         tran_msg_close_fds(&ctx->pending_msg);
         free(ctx->pending_data);
@@ -225,6 +226,8 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
 
     vfu_caps_defaults(&ours);
     ours.max_msg_fds = SERVER_MAX_MSG_FDS;
+    ours.max_dma_maps = SERVER_MAX_DMA_MAPS;
+    ours.pgsizes = SERVER_DMA_PGSIZE;
     ours.max_data_xfer_size = SERVER_MAX_DATA_XFER;
     ours.write_multiple = true;
     json = vfu_caps_format(&ours, &json_len);
@@ -327,6 +330,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
         unlink(ctx->sock_path);
     }
     tran_rx_fini(&ctx->rx);
+    dma_free(ctx);
     regions_free(ctx);
     pci_free(ctx);
     free(ctx->reply_mem);

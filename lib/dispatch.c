@@ -13,12 +13,15 @@ typedef int (handler_fn)(vfu_ctx_t *ctx, struct tran_msg *msg,
                          struct vfu_reply *reply);
 
 static handler_fn *const handlers[VFIO_USER_MAX] = {
+    [VFIO_USER_DMA_MAP]                 = handle_dma_map,
+    [VFIO_USER_DMA_UNMAP]               = handle_dma_unmap,
     [VFIO_USER_DEVICE_GET_INFO]         = handle_device_get_info,
     [VFIO_USER_DEVICE_GET_REGION_INFO]  = handle_region_info,
     [VFIO_USER_REGION_READ]             = handle_region_read,
     [VFIO_USER_REGION_WRITE]            = handle_region_write,
     [VFIO_USER_DEVICE_RESET]            = handle_device_reset,
     [VFIO_USER_REGION_WRITE_MULTI]      = handle_region_write_multi,
+    [VFIO_USER_DEVICE_FEATURE]          = handle_device_feature,
 };
 
 /* Framing and header checks common to every command; 0 or -errno. */

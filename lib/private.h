@@ -9,6 +9,11 @@
  *               sends the reply
  *   device.c    DEVICE_GET_INFO, DEVICE_RESET
  *   region.c    regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
+ *   dma.c       the DMA map table: DMA_MAP/UNMAP, mappings of client memory,
+ *               scatter/gather lists, what dirty logging covers
+ *   dirty.c     the dirty-page log: page ranges with a bitmap each
+ *   feature.c   DEVICE_FEATURE: parsing, and routing to the DMA logging
+ *               (dma.c) and migration features
  *   pci.c       PCI config space: the type-0 header, BAR sizing, the
  *               per-byte register tables, the access path (emulated bytes
  *               vs the config region callback), resets and FLR, the
@@ -36,6 +41,8 @@
 /* What we announce in VERSION. */
 #define SERVER_MAX_DATA_XFER    VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
 #define SERVER_MAX_MSG_FDS      TRAN_MAX_FDS
+#define SERVER_MAX_DMA_MAPS     65535   /* max_dma_maps */
+#define SERVER_DMA_PGSIZE       4096    /* pgsizes: DMA_MAP alignment */
 /* Largest request: REGION_WRITE of SERVER_MAX_DATA_XFER bytes. */
 #define SERVER_MAX_MSG_SIZE     (sizeof(struct vfio_user_header) + \
                                  sizeof(struct vfio_user_region_access) + \
@@ -132,6 +139,7 @@ struct vfu_ctx {
 
     struct vfu_region regions[VFU_PCI_DEV_NUM_REGIONS];
     struct vfu_pci pci;
+    struct dma_table *dma;          /* dma.c; NULL until first needed */
 
     /* Counters, for tests and benchmarks. */
     uint64_t nr_requests;
@@ -179,6 +187,71 @@ void ctx_disconnect(vfu_ctx_t *ctx);
  * socket failed.
  */
 int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
+
+/* dma.c */
+/*
+ * The region behind a scatter/gather entry: 0 with *vaddr our mapping of
+ * the entry's first byte, or NULL when the region is reachable only by
+ * message; -ENOENT when the region was unmapped since the entry was made;
+ * -EACCES when the client did not grant read (write) access.
+ */
+int dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova,
+                  size_t *len, void **vaddr, bool is_write);
+/* Whether [iova, iova + len) is mapped (0), not all (-ENOENT), or -EACCES. */
+int dma_range_check(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write);
+/* Records a device write for dirty logging; nothing unless logging. */
+void dma_mark_dirty(vfu_ctx_t *ctx, uint64_t iova, size_t len);
+/*
+ * Adds a region (the checks of DMA_MAP; @fd is mapped, not kept) and calls
+ * the register callback; removes one that matches exactly (-ENOENT
+ * otherwise) after the unregister callback. 0 or -errno.
+ */
+int dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
+            uint64_t offset, uint32_t prot);
+int dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size);
+size_t dma_nr_maps(vfu_ctx_t *ctx);
+/* Unregisters and unmaps every region (client gone); logging stays. */
+void dma_remove_all(vfu_ctx_t *ctx);
+/* dma_remove_all() without callbacks, stops logging, frees the table. */
+void dma_free(vfu_ctx_t *ctx);
+/*
+ * Dirty logging. Start: *page_size in is the client's hint (a power of
+ * two), out the page size chosen; no ranges logs every mapping; -EBUSY
+ * when already logging, -EINVAL for bad ranges, -E2BIG past
+ * DIRTY_MAX_PAGES.
+ * Report: ORs into @bitmap (zeroed by the caller, one bit per @page_size
+ * from @iova) the pages written in [iova, iova + length) and clears those
+ * the range covers whole; -EINVAL when not logging or arguments are bad.
+ */
+int dma_log_start(vfu_ctx_t *ctx, uint64_t *page_size,
+                  const struct vfio_user_device_feature_dma_logging_range *ranges,
+                  uint32_t nr);
+void dma_log_stop(vfu_ctx_t *ctx);
+bool dma_logging(vfu_ctx_t *ctx);
+int dma_log_report(vfu_ctx_t *ctx, uint64_t iova, uint64_t length,
+                   uint64_t page_size, uint64_t *bitmap);
+
+/* dirty.c: page ranges with a bit per page written, at one page size. */
+#define DIRTY_MAX_PAGES (1ull << 31)    /* a 256 MiB bitmap in all */
+struct dirty_log;
+struct dirty_log *dirty_new(uint64_t pgsize);
+void dirty_free(struct dirty_log *log);
+/* Logs [iova, iova + len) too (len > 0, no wrap); -ENOMEM or -E2BIG. */
+int dirty_cover(struct dirty_log *log, uint64_t iova, uint64_t len);
+/* Records writes to [iova, iova + len); what is not covered is ignored. */
+void dirty_mark(struct dirty_log *log, uint64_t iova, uint64_t len);
+/* dma_log_report() on checked arguments. */
+void dirty_report(struct dirty_log *log, uint64_t iova, uint64_t len,
+                  uint64_t page_size, uint64_t *bitmap);
+
+int handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg,
+                   struct vfu_reply *reply);
+int handle_dma_unmap(vfu_ctx_t *ctx, struct tran_msg *msg,
+                     struct vfu_reply *reply);
+
+/* feature.c */
+int handle_device_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
+                          struct vfu_reply *reply);
 
 /* device.c */
 /*

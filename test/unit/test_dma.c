@@ -1,0 +1,672 @@
+/*
+ * Unit tests of the DMA map table (lib/dma.c) and the dirty-page log
+ * (lib/dirty.c), without a socket: adding regions (every refusal and its
+ * errno), overlap, lookup across regions, the count-needed return of
+ * vfu_addr_to_sgl(), protection, mapping a memfd, stale entries after an
+ * unmap, 65535 regions, the callbacks, and the log's page arithmetic
+ * (replicated and aggregated report bits, read-and-clear, merging).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "private.h"
+
+#define PG      4096u
+#define RW      (PROT_READ | PROT_WRITE)
+
+static struct {
+    int nr_register, nr_unregister;
+    vfu_dma_info_t last_register, last_unregister;
+    uint8_t peek;               /* first byte, read by the unregister callback */
+} st;
+
+static void
+register_cb(vfu_ctx_t *ctx, vfu_dma_info_t *info)
+{
+    (void)ctx;
+    st.nr_register++;
+    st.last_register = *info;
+}
+
+static void
+unregister_cb(vfu_ctx_t *ctx, vfu_dma_info_t *info)
+{
+    (void)ctx;
+    st.nr_unregister++;
+    st.last_unregister = *info;
+    if (info->vaddr != NULL) {
+        st.peek = *(volatile uint8_t *)info->vaddr;
+    }
+}
+
+static int
+setup(void **state)
+{
+    vfu_ctx_t *ctx = calloc(1, sizeof(*ctx));
+
+    assert_non_null(ctx);
+    memset(&st, 0, sizeof(st));
+    *state = ctx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+
+    dma_free(ctx);
+    free(ctx);
+    return 0;
+}
+
+static dma_sg_t *
+sgl_new(size_t n)
+{
+    dma_sg_t *sgl = calloc(n, dma_sg_size());
+    assert_non_null(sgl);
+    return sgl;
+}
+
+static dma_sg_t *
+sg_at(dma_sg_t *sgl, size_t i)
+{
+    return (dma_sg_t *)((char *)sgl + i * dma_sg_size());
+}
+
+static int
+memfd(size_t size)
+{
+    int fd = memfd_create("dma", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)size), 0);
+    return fd;
+}
+
+static int
+to_sgl(vfu_ctx_t *ctx, uint64_t addr, size_t len, dma_sg_t *sgl, size_t max,
+       int prot)
+{
+    return vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)addr, len, sgl, max,
+                           prot);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_sg_size(void **state)
+{
+    (void)state;
+    assert_int_equal(dma_sg_size(), 40);
+}
+
+static void
+test_map_refusals(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    int fd = memfd(4 * PG);
+
+    /* Size, alignment, overflow, protection, offset. */
+    assert_int_equal(dma_map(ctx, 0x10000, 0, -1, 0, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10001, PG, -1, 0, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG + 1, -1, 0, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG / 2, -1, 0, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, UINT64_MAX - PG + 1, PG, -1, 0, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 1ull << 63, 1ull << 63, -1, 0, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, -1, 0, 0), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, -1, 0, PROT_EXEC), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, -1, 0, RW | PROT_EXEC), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, -1, PG, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, fd, 1, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, fd, UINT64_MAX - PG + 1, RW),
+                     -EINVAL);
+    /* Past the end of the file. */
+    assert_int_equal(dma_map(ctx, 0x10000, 5 * PG, fd, 0, RW), -EINVAL);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, fd, 4 * PG, RW), -EINVAL);
+    assert_int_equal(dma_nr_maps(ctx), 0);
+
+    /* A file opened read-only cannot be mapped shared for writing. */
+    char path[] = "/tmp/vfu-dma-XXXXXX";
+    int tmp = mkstemp(path);
+    assert_true(tmp >= 0);
+    assert_int_equal(ftruncate(tmp, PG), 0);
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, ro, 0, RW), -EACCES);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, ro, 0, PROT_READ), 0);
+    assert_int_equal(dma_unmap(ctx, 0x10000, PG), 0);
+    unlink(path);
+    close(tmp);
+    close(ro);
+
+    /* Something that cannot be mapped at all. */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, p[0], 0, PROT_READ), -ENODEV);
+    assert_int_equal(dma_map(ctx, 0x10000, PG, 1000, 0, PROT_READ), -EBADF);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(dma_nr_maps(ctx), 0);
+    close(fd);
+}
+
+static void
+test_overlap(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+
+    assert_int_equal(dma_map(ctx, 0x10000, 4 * PG, -1, 0, RW), 0);
+    assert_int_equal(dma_map(ctx, 0x10000, 4 * PG, -1, 0, RW), -EEXIST);
+    assert_int_equal(dma_map(ctx, 0x10000 - PG, 2 * PG, -1, 0, RW), -EEXIST);
+    assert_int_equal(dma_map(ctx, 0x10000 + 3 * PG, 2 * PG, -1, 0, RW), -EEXIST);
+    assert_int_equal(dma_map(ctx, 0x10000 + PG, PG, -1, 0, RW), -EEXIST);
+    assert_int_equal(dma_map(ctx, 0x0, 0x100000, -1, 0, RW), -EEXIST);
+    /* Neighbours on both sides are fine. */
+    assert_int_equal(dma_map(ctx, 0x10000 - PG, PG, -1, 0, RW), 0);
+    assert_int_equal(dma_map(ctx, 0x10000 + 4 * PG, PG, -1, 0, RW), 0);
+    assert_int_equal(dma_nr_maps(ctx), 3);
+    /* The very top of the address space. */
+    assert_int_equal(dma_map(ctx, UINT64_MAX - 2 * PG + 1, PG, -1, 0, RW), 0);
+    assert_int_equal(dma_map(ctx, 0, PG, -1, 0, RW), 0);
+    assert_int_equal(dma_nr_maps(ctx), 5);
+}
+
+static void
+test_unmap(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+
+    assert_int_equal(dma_map(ctx, 0x10000, 4 * PG, -1, 0, RW), 0);
+    /* Only an exact match goes. */
+    assert_int_equal(dma_unmap(ctx, 0x10000, 3 * PG), -ENOENT);
+    assert_int_equal(dma_unmap(ctx, 0x10000, 5 * PG), -ENOENT);
+    assert_int_equal(dma_unmap(ctx, 0x10000 + PG, 3 * PG), -ENOENT);
+    assert_int_equal(dma_unmap(ctx, 0x20000, 4 * PG), -ENOENT);
+    assert_int_equal(dma_nr_maps(ctx), 1);
+    assert_int_equal(dma_unmap(ctx, 0x10000, 4 * PG), 0);
+    assert_int_equal(dma_unmap(ctx, 0x10000, 4 * PG), -ENOENT);
+    assert_int_equal(dma_nr_maps(ctx), 0);
+}
+
+static void
+test_lookup_one(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    dma_sg_t *sgl = sgl_new(2);
+    struct iovec iov;
+    uint64_t iova;
+    size_t len;
+    void *vaddr = (void *)1;
+
+    /* Nothing mapped, no table at all. */
+    assert_int_equal(to_sgl(ctx, 0x10000, 8, sgl, 2, PROT_READ), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(dma_range_check(ctx, 0x10000, 8, false), -ENOENT);
+
+    assert_int_equal(dma_map(ctx, 0x10000, 4 * PG, -1, 0, RW), 0);
+    assert_int_equal(to_sgl(ctx, 0x10000 + 100, 200, sgl, 2, RW), 1);
+    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
+    assert_int_equal(iova, 0x10000 + 100);
+    assert_int_equal(len, 200);
+    assert_null(vaddr);
+    assert_false(vfu_sg_is_mappable(ctx, sgl));
+    /* Without a file descriptor only messages reach it. */
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 0), -1);
+    assert_int_equal(errno, EFAULT);
+
+    /* The whole region, its last byte, one past it. */
+    assert_int_equal(to_sgl(ctx, 0x10000, 4 * PG, sgl, 2, RW), 1);
+    assert_int_equal(to_sgl(ctx, 0x10000 + 4 * PG - 1, 1, sgl, 2, RW), 1);
+    assert_int_equal(to_sgl(ctx, 0x10000 + 4 * PG - 1, 2, sgl, 2, RW), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(to_sgl(ctx, 0x10000 - 1, 2, sgl, 2, RW), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(to_sgl(ctx, 0x10000 + 4 * PG, 1, sgl, 2, RW), -1);
+    assert_int_equal(errno, ENOENT);
+    /* A range that wraps. */
+    assert_int_equal(to_sgl(ctx, 0x10000, SIZE_MAX, sgl, 2, RW), -1);
+    assert_int_equal(errno, ENOENT);
+
+    /* Bad arguments. */
+    assert_int_equal(to_sgl(ctx, 0x10000, 0, sgl, 2, RW), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(to_sgl(ctx, 0x10000, 8, NULL, 2, RW), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(to_sgl(ctx, 0x10000, 8, sgl, 2, PROT_EXEC), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(to_sgl(NULL, 0x10000, 8, sgl, 2, RW), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 1), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_sgl_get(ctx, NULL, &iov, 1, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, NULL, 1, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 0, 0), 0);
+    free(sgl);
+}
+
+/* Three adjacent regions, the middle one read-only, then a hole. */
+static void
+test_lookup_across(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    dma_sg_t *sgl = sgl_new(4);
+    uint64_t iova;
+    size_t len;
+    void *vaddr;
+
+    assert_int_equal(dma_map(ctx, 0x10000, PG, -1, 0, RW), 0);
+    assert_int_equal(dma_map(ctx, 0x11000, 2 * PG, -1, 0, PROT_READ), 0);
+    assert_int_equal(dma_map(ctx, 0x13000, PG, -1, 0, RW), 0);
+    assert_int_equal(dma_map(ctx, 0x15000, PG, -1, 0, RW), 0);
+
+    assert_int_equal(to_sgl(ctx, 0x10800, 0x3000, sgl, 4, PROT_READ), 3);
+    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
+                                   false), 0);
+    assert_int_equal(iova, 0x10800);
+    assert_int_equal(len, 0x800);
+    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
+                                   false), 0);
+    assert_int_equal(iova, 0x11000);
+    assert_int_equal(len, 0x2000);
+    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 2), &iova, &len, &vaddr,
+                                   false), 0);
+    assert_int_equal(iova, 0x13000);
+    assert_int_equal(len, 0x800);
+    /* The read-only region refuses writes through its entry. */
+    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
+                                   true), -EACCES);
+    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
+                                   true), 0);
+
+    /* Too few entries: -x - 1 with errno 0, and nothing past max written. */
+    memset(sg_at(sgl, 1), 0xa5, dma_sg_size());
+    errno = EBUSY;
+    assert_int_equal(to_sgl(ctx, 0x10800, 0x3000, sgl, 1, PROT_READ), -4);
+    assert_int_equal(errno, 0);
+    assert_int_equal(*(uint8_t *)sg_at(sgl, 1), 0xa5);
+    assert_int_equal(to_sgl(ctx, 0x10800, 0x3000, NULL, 0, PROT_READ), -4);
+    assert_int_equal(errno, 0);
+    assert_int_equal(to_sgl(ctx, 0x10000, 0x4000, NULL, 0, 0), -4);
+
+    /* Write access stops at the read-only region. */
+    assert_int_equal(to_sgl(ctx, 0x10800, 0x3000, sgl, 4, PROT_WRITE), -1);
+    assert_int_equal(errno, EACCES);
+    assert_int_equal(dma_range_check(ctx, 0x10800, 0x3000, true), -EACCES);
+    assert_int_equal(dma_range_check(ctx, 0x10800, 0x3000, false), 0);
+    assert_int_equal(dma_range_check(ctx, 0x13000, PG, true), 0);
+    /* The hole between 0x14000 and 0x15000. */
+    assert_int_equal(to_sgl(ctx, 0x13000, 2 * PG + 1, sgl, 4, PROT_READ), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(dma_range_check(ctx, 0x13000, 2 * PG + 1, false), -ENOENT);
+    assert_int_equal(dma_range_check(ctx, 0x14000, 1, false), -ENOENT);
+    free(sgl);
+}
+
+/* A memfd region: used in place, then stale once unmapped. */
+static void
+test_mapped_and_stale(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    int fd = memfd(8 * PG);
+    dma_sg_t *sgl = sgl_new(2);
+    dma_sg_t *fresh = sgl_new(1);
+    struct iovec iov[2];
+    uint64_t iova;
+    size_t len;
+    void *vaddr;
+    char buf[8];
+
+    assert_int_equal(vfu_setup_device_dma(ctx, register_cb, unregister_cb), 0);
+    /* Pages 2..5 of the file at iova 0x40000. */
+    assert_int_equal(dma_map(ctx, 0x40000, 4 * PG, fd, 2 * PG, RW), 0);
+    assert_int_equal(st.nr_register, 1);
+    assert_ptr_equal(st.last_register.iova.iov_base, (void *)0x40000);
+    assert_int_equal(st.last_register.iova.iov_len, 4 * PG);
+    assert_non_null(st.last_register.vaddr);
+    assert_ptr_equal(st.last_register.mapping.iov_base,
+                     st.last_register.vaddr);
+    assert_int_equal(st.last_register.mapping.iov_len, 4 * PG);
+    assert_int_equal(st.last_register.page_size, PG);
+    assert_int_equal(st.last_register.prot, RW);
+
+    assert_int_equal(to_sgl(ctx, 0x40000 + PG + 3, 5, sgl, 2, RW), 1);
+    assert_true(vfu_sg_is_mappable(ctx, sgl));
+    assert_int_equal(vfu_sgl_get(ctx, sgl, iov, 1, 0), 0);
+    assert_int_equal(iov[0].iov_len, 5);
+    memcpy(iov[0].iov_base, "hello", 5);
+    vfu_sgl_put(ctx, sgl, iov, 1);
+    assert_int_equal(pread(fd, buf, 5, 3 * PG + 3), 5);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
+    assert_ptr_equal(vaddr, iov[0].iov_base);
+
+    /* The unregister callback can still read the memory. */
+    assert_int_equal(pwrite(fd, "Z", 1, 2 * PG), 1);
+    assert_int_equal(dma_unmap(ctx, 0x40000, 4 * PG), 0);
+    assert_int_equal(st.nr_unregister, 1);
+    assert_int_equal(st.peek, 'Z');
+    assert_int_equal(st.last_unregister.iova.iov_len, 4 * PG);
+
+    /* The entry is stale, also once the same range is mapped again. */
+    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
+                     -ENOENT);
+    assert_false(vfu_sg_is_mappable(ctx, sgl));
+    assert_int_equal(vfu_sgl_get(ctx, sgl, iov, 1, 0), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(dma_map(ctx, 0x40000, 4 * PG, fd, 0, RW), 0);
+    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
+                     -ENOENT);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, iov, 1, 0), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(to_sgl(ctx, 0x40000 + PG + 3, 5, fresh, 1, RW), 1);
+    assert_int_equal(vfu_sgl_get(ctx, fresh, iov, 1, 0), 0);
+    /* ...and it sees the file from offset 0 now. */
+    assert_int_equal(pread(fd, buf, 5, PG + 3), 5);
+    assert_memory_equal(iov[0].iov_base, buf, 5);
+
+    /* A stale entry anywhere in the list fails all of it. */
+    memcpy(sg_at(sgl, 1), fresh, dma_sg_size());
+    assert_int_equal(vfu_sgl_get(ctx, sg_at(sgl, 0), iov, 2, 0), -1);
+    assert_int_equal(errno, ENOENT);
+
+    /* Removing all: one more unregister. */
+    dma_remove_all(ctx);
+    assert_int_equal(st.nr_unregister, 2);
+    assert_int_equal(dma_nr_maps(ctx), 0);
+    assert_false(vfu_sg_is_mappable(ctx, fresh));
+    free(sgl);
+    free(fresh);
+    close(fd);
+}
+
+/* The table holds max_dma_maps regions and finds each of them. */
+static void
+test_many_regions(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    dma_sg_t *sgl = sgl_new(2);
+    uint64_t iova;
+    size_t len;
+    void *vaddr;
+
+    /*
+     * Every other page: the first 1000 from the top down (each goes to the
+     * front), the rest upwards as clients usually map. Insertion moves the
+     * entries above, so building the table top-down costs O(n^2).
+     */
+    for (uint64_t i = 1000; i-- > 0;) {
+        assert_int_equal(dma_map(ctx, i * 2 * PG, PG, -1, 0, RW), 0);
+    }
+    for (uint64_t i = 1000; i < SERVER_MAX_DMA_MAPS; i++) {
+        assert_int_equal(dma_map(ctx, i * 2 * PG, PG, -1, 0, RW), 0);
+    }
+    assert_int_equal(dma_nr_maps(ctx), SERVER_MAX_DMA_MAPS);
+    assert_int_equal(dma_map(ctx, (uint64_t)SERVER_MAX_DMA_MAPS * 2 * PG, PG,
+                             -1, 0, RW), -ENOSPC);
+    /* An overlap is still reported as such when full. */
+    assert_int_equal(dma_map(ctx, 0, PG, -1, 0, RW), -EEXIST);
+    for (uint64_t i = 0; i < SERVER_MAX_DMA_MAPS; i += 97) {
+        assert_int_equal(to_sgl(ctx, i * 2 * PG + 5, 10, sgl, 2, PROT_READ), 1);
+        assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
+        assert_int_equal(iova, i * 2 * PG + 5);
+        assert_int_equal(to_sgl(ctx, i * 2 * PG + PG, 1, sgl, 2, 0), -1);
+        assert_int_equal(errno, ENOENT);
+    }
+    /*
+     * Unmap 500 (each removal moves the entries above it), map pages
+     * between them: slots are reused, old entries stay stale, new distinct.
+     */
+    assert_int_equal(to_sgl(ctx, 2 * PG, 1, sgl, 2, 0), 1);
+    for (uint64_t i = 1000; i > 0; i -= 2) {
+        assert_int_equal(dma_unmap(ctx, i * 2 * PG, PG), 0);
+    }
+    assert_int_equal(dma_nr_maps(ctx), SERVER_MAX_DMA_MAPS - 500);
+    for (uint64_t i = 0; i < 1000; i += 2) {
+        assert_int_equal(dma_map(ctx, i * 2 * PG + PG, PG, -1, 0, RW), 0);
+    }
+    assert_int_equal(dma_nr_maps(ctx), SERVER_MAX_DMA_MAPS);
+    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
+    assert_int_equal(iova, 2 * PG);
+    assert_int_equal(to_sgl(ctx, 4 * PG, 1, sgl, 2, 0), -1);
+    assert_int_equal(errno, ENOENT);
+    /* 0x1000..0x3000 is now two adjacent regions. */
+    assert_int_equal(to_sgl(ctx, PG, 2 * PG, sgl, 2, 0), 2);
+    dma_remove_all(ctx);
+    assert_int_equal(dma_nr_maps(ctx), 0);
+    free(sgl);
+}
+
+/* ------------------------------------------------------------------ */
+/* Dirty log                                                           */
+/* ------------------------------------------------------------------ */
+
+static bool
+bit(const uint64_t *bm, uint64_t n)
+{
+    return (bm[n / 64] >> (n % 64)) & 1;
+}
+
+static int
+nr_bits(const uint64_t *bm, size_t words)
+{
+    int n = 0;
+    for (size_t i = 0; i < words; i++) {
+        n += __builtin_popcountll(bm[i]);
+    }
+    return n;
+}
+
+static void
+test_dirty_log(void **state)
+{
+    struct dirty_log *log = dirty_new(PG);
+    uint64_t bm[64];
+
+    (void)state;
+    assert_non_null(log);
+    assert_int_equal(dirty_cover(log, 0x100000, 64 * PG), 0);
+    /* Writes outside the covered range are not logged. */
+    dirty_mark(log, 0, 0x100000);
+    dirty_mark(log, 0x100000 + 64 * PG, PG);
+    dirty_mark(log, 0x100000 + 3 * PG + 5, 1);          /* page 3 */
+    dirty_mark(log, 0x100000 + 9 * PG - 1, 2);          /* pages 8, 9 */
+    dirty_mark(log, 0x100000 + 70 * PG, 0);             /* nothing */
+
+    /* Same page size: three bits, then read and cleared. */
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000, 64 * PG, PG, bm);
+    assert_int_equal(nr_bits(bm, 1), 3);
+    assert_true(bit(bm, 3) && bit(bm, 8) && bit(bm, 9));
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000, 64 * PG, PG, bm);
+    assert_int_equal(nr_bits(bm, 1), 0);
+
+    /* Larger report pages aggregate: pages 8, 9 share one 16 KiB bit. */
+    dirty_mark(log, 0x100000 + 3 * PG, 1);
+    dirty_mark(log, 0x100000 + 8 * PG, 2 * PG);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000, 64 * PG, 4 * PG, bm);
+    assert_int_equal(nr_bits(bm, 1), 2);
+    assert_true(bit(bm, 0) && bit(bm, 2));
+
+    /* Smaller report pages replicate: 4 KiB dirty is 8 bits of 512. */
+    dirty_mark(log, 0x100000 + PG, 1);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000, 4 * PG, 512, bm);
+    assert_int_equal(bm[0], 0xff00ull);
+    assert_int_equal(nr_bits(bm, 64), 8);
+
+    /* A report that sees part of a page reports it and leaves it dirty. */
+    dirty_mark(log, 0x100000 + 5 * PG, 1);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000 + 5 * PG + 2048, 4096, 2048, bm);
+    assert_int_equal(bm[0], 1);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000 + 5 * PG, PG, PG, bm);
+    assert_int_equal(bm[0], 1);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000 + 5 * PG, PG, PG, bm);
+    assert_int_equal(bm[0], 0);
+
+    /* An unaligned report start: bit n covers [iova + n*ps, ...). */
+    dirty_mark(log, 0x100000 + 10 * PG, 1);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0x100000 + 9 * PG + 100, 2 * PG, PG, bm);
+    assert_int_equal(bm[0], 3);     /* page 10 overlaps bits 0 and 1 */
+    dirty_free(log);
+}
+
+static void
+test_dirty_merge(void **state)
+{
+    struct dirty_log *log = dirty_new(2 * PG);
+    uint64_t bm[4];
+
+    (void)state;
+    assert_non_null(log);
+    assert_int_equal(dirty_cover(log, 0, 4 * PG), 0);
+    assert_int_equal(dirty_cover(log, 16 * PG, 4 * PG), 0);
+    dirty_mark(log, PG, 1);                     /* log page 0 */
+    dirty_mark(log, 17 * PG, 1);                /* log page 8 */
+    /* Covering what is covered changes nothing; bridging merges, bits kept. */
+    assert_int_equal(dirty_cover(log, PG, PG), 0);
+    assert_int_equal(dirty_cover(log, 3 * PG, 14 * PG), 0);
+    dirty_mark(log, 10 * PG, 1);                /* log page 5, new cover */
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 0, 20 * PG, 2 * PG, bm);
+    assert_int_equal(bm[0], (1u << 0) | (1u << 5) | (1u << 8));
+    /* Unaligned ranges are rounded out to pages. */
+    assert_int_equal(dirty_cover(log, 100 * PG + 1, 1), 0);
+    dirty_mark(log, 101 * PG, 1);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, 100 * PG, 2 * PG, 2 * PG, bm);
+    assert_int_equal(bm[0], 1);
+    /* The top of the address space. */
+    assert_int_equal(dirty_cover(log, UINT64_MAX - 10, 11), 0);
+    dirty_mark(log, UINT64_MAX, 100);
+    memset(bm, 0, sizeof(bm));
+    dirty_report(log, UINT64_MAX - 2 * PG + 1, 2 * PG, 2 * PG, bm);
+    assert_int_equal(bm[0], 1);
+    /* The size limit. */
+    assert_int_equal(dirty_cover(log, 1ull << 40, 2 * PG * DIRTY_MAX_PAGES),
+                     -E2BIG);
+    dirty_free(log);
+}
+
+/* dma.c's side of logging: what it covers, and the checks. */
+static void
+test_logging(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    struct vfio_user_device_feature_dma_logging_range r[3] = {
+        { 0x100000, 16 * PG }, { 0x200000, 16 * PG }, { 0x300000, PG },
+    };
+    uint64_t ps, bm[4];
+    dma_sg_t *sgl = sgl_new(1);
+    int fd = memfd(16 * PG);
+    struct iovec iov;
+
+    assert_false(dma_logging(ctx));
+    assert_int_equal(dma_log_report(ctx, 0, PG, PG, bm), -EINVAL);
+    dma_log_stop(ctx);          /* harmless when not logging */
+
+    /* Bad page sizes and ranges. */
+    ps = 0;
+    assert_int_equal(dma_log_start(ctx, &ps, r, 2), -EINVAL);
+    ps = 3 * PG;
+    assert_int_equal(dma_log_start(ctx, &ps, r, 2), -EINVAL);
+    ps = PG;
+    r[2] = (struct vfio_user_device_feature_dma_logging_range){ 0x10f000, PG };
+    assert_int_equal(dma_log_start(ctx, &ps, r, 3), -EINVAL);    /* overlap */
+    r[2] = (struct vfio_user_device_feature_dma_logging_range){ 0x400000, 0 };
+    assert_int_equal(dma_log_start(ctx, &ps, r, 3), -EINVAL);    /* empty */
+    r[2] = (struct vfio_user_device_feature_dma_logging_range){ UINT64_MAX, 2 };
+    assert_int_equal(dma_log_start(ctx, &ps, r, 3), -EINVAL);    /* wraps */
+    assert_false(dma_logging(ctx));
+
+    /* A hint below 4 KiB becomes 4 KiB; a second start is refused. */
+    ps = 512;
+    assert_int_equal(dma_log_start(ctx, &ps, r, 2), 0);
+    assert_int_equal(ps, PG);
+    assert_true(dma_logging(ctx));
+    ps = PG;
+    assert_int_equal(dma_log_start(ctx, &ps, r, 2), -EBUSY);
+
+    /* Writes through put (PROT_WRITE entries only) and mark_dirty. */
+    assert_int_equal(dma_map(ctx, 0x100000, 16 * PG, fd, 0, RW), 0);
+    assert_int_equal(to_sgl(ctx, 0x100000 + 2 * PG, 8, sgl, 1, PROT_READ), 1);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 0), 0);
+    vfu_sgl_put(ctx, sgl, &iov, 1);                 /* read only: clean */
+    assert_int_equal(to_sgl(ctx, 0x100000 + 3 * PG, 8, sgl, 1, RW), 1);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 0), 0);
+    vfu_sgl_put(ctx, sgl, &iov, 1);                 /* page 3 */
+    assert_int_equal(to_sgl(ctx, 0x100000 + 7 * PG, 8, sgl, 1, PROT_READ), 1);
+    vfu_sgl_mark_dirty(ctx, sgl, 1);                /* page 7 */
+    dma_mark_dirty(ctx, 0x200000 + PG, 1);          /* second range, page 1 */
+    memset(bm, 0, sizeof(bm));
+    assert_int_equal(dma_log_report(ctx, 0x100000, 16 * PG, PG, bm), 0);
+    assert_int_equal(bm[0], (1u << 3) | (1u << 7));
+    memset(bm, 0, sizeof(bm));
+    assert_int_equal(dma_log_report(ctx, 0x200000, 16 * PG, PG, bm), 0);
+    assert_int_equal(bm[0], 2);
+    assert_int_equal(dma_log_report(ctx, 0, 0, PG, bm), -EINVAL);
+    assert_int_equal(dma_log_report(ctx, 0, PG, 0, bm), -EINVAL);
+    assert_int_equal(dma_log_report(ctx, 0, PG, 3000, bm), -EINVAL);
+    assert_int_equal(dma_log_report(ctx, UINT64_MAX, 2, PG, bm), -EINVAL);
+    /* A stale entry marks nothing. */
+    assert_int_equal(dma_unmap(ctx, 0x100000, 16 * PG), 0);
+    vfu_sgl_mark_dirty(ctx, sgl, 1);
+    memset(bm, 0, sizeof(bm));
+    assert_int_equal(dma_log_report(ctx, 0x100000, 16 * PG, PG, bm), 0);
+    assert_int_equal(bm[0], 0);
+    dma_log_stop(ctx);
+    assert_false(dma_logging(ctx));
+
+    /* No ranges: every mapping, also those mapped while logging. */
+    assert_int_equal(dma_map(ctx, 0x100000, 4 * PG, -1, 0, RW), 0);
+    ps = 2 * PG;
+    assert_int_equal(dma_log_start(ctx, &ps, NULL, 0), 0);
+    assert_int_equal(ps, 2 * PG);
+    assert_int_equal(dma_map(ctx, 0x900000, 4 * PG, -1, 0, RW), 0);
+    dma_mark_dirty(ctx, 0x100000 + 3 * PG, 1);
+    dma_mark_dirty(ctx, 0x900000, 1);
+    dma_mark_dirty(ctx, 0x500000, 1);               /* not mapped */
+    memset(bm, 0, sizeof(bm));
+    assert_int_equal(dma_log_report(ctx, 0x100000, 0x800000 + 4 * PG, 0x100000,
+                                    bm), 0);
+    assert_int_equal(bm[0], (1u << 0) | (1u << 8));
+    free(sgl);
+    close(fd);
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_sg_size),
+        T(test_map_refusals),
+        T(test_overlap),
+        T(test_unmap),
+        T(test_lookup_one),
+        T(test_lookup_across),
+        T(test_mapped_and_stale),
+        T(test_many_regions),
+        T(test_dirty_log),
+        T(test_dirty_merge),
+        T(test_logging),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
