@@ -210,6 +210,70 @@ int
 vfu_setup_device_reset_cb(vfu_ctx_t *vfu_ctx, vfu_reset_cb_t *reset);
 
 /* ------------------------------------------------------------------ */
+/* Interrupts                                                          */
+/* ------------------------------------------------------------------ */
+
+/* The interrupt types; the values are the VFIO_PCI_*_IRQ_INDEX indexes. */
+enum vfu_dev_irq_type {
+    VFU_DEV_INTX_IRQ,
+    VFU_DEV_MSI_IRQ,
+    VFU_DEV_MSIX_IRQ,
+    VFU_DEV_ERR_IRQ,
+    VFU_DEV_REQ_IRQ,
+    VFU_DEV_NUM_IRQS
+};
+
+/*
+ * Declares how many interrupts of @type the device has: INTx 0 or 1 (1
+ * sets the interrupt pin to INTA#), MSI up to 32, MSI-X up to 2048, ERR
+ * and REQ 0 or 1 (a new context has one of each and none of the others).
+ * The client learns the counts from DEVICE_GET_IRQ_INFO and hands over one
+ * eventfd per interrupt it uses with DEVICE_SET_IRQS. Fails with EINVAL
+ * for a bad type or count, EBUSY while a client is attached, ENOMEM.
+ */
+int
+vfu_setup_device_nr_irqs(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
+                         uint32_t count);
+
+/*
+ * Called when the client masks (@mask true) or unmasks interrupts
+ * @start .. @start + @count - 1 of the type it was registered for, with
+ * DEVICE_SET_IRQS; once per run of consecutive interrupts named in the
+ * request. Not called for the automatic masking of INTx after it fired.
+ */
+typedef void (vfu_dev_irq_state_cb_t)(vfu_ctx_t *vfu_ctx, uint32_t start,
+                                      uint32_t count, bool mask);
+
+/* Registers @cb for interrupts of @type; NULL removes it. EINVAL: bad type. */
+int
+vfu_setup_irq_state_callback(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
+                             vfu_dev_irq_state_cb_t *cb);
+
+/*
+ * Raises interrupt @subindex of the type the client enabled (the one of
+ * INTx, MSI and MSI-X it gave eventfds to) by signalling its eventfd.
+ *
+ * INTx is level-triggered: the interrupt status bit is set and the eventfd
+ * signalled once; the line stays asserted (further triggers do nothing)
+ * until the client unmasks INTx after the guest's end of interrupt. While
+ * the command register's Interrupt Disable bit is set, or the client
+ * masked INTx, the status bit is set but the eventfd is signalled only
+ * once that changes. An MSI vector is held pending while MSI is disabled
+ * or the vector is masked in the MSI capability or beyond the vectors
+ * enabled, an MSI-X vector while MSI-X is disabled or function-masked, and
+ * either while the client masked it; a pending interrupt is signalled
+ * when that ends. The MSI-X table (and its per-vector mask bits) is the
+ * device's: check a vector's mask before raising it. See docs/irq.md.
+ *
+ * Returns 0 (signalled, or pending), or -1 with errno: EINVAL when
+ * @subindex is not below the count of the enabled type (of any type when
+ * none is enabled), ENOENT when the client gave no eventfd for it, or the
+ * errno of the failed eventfd write.
+ */
+int
+vfu_irq_trigger(vfu_ctx_t *vfu_ctx, uint32_t subindex);
+
+/* ------------------------------------------------------------------ */
 /* Quiesce                                                             */
 /* ------------------------------------------------------------------ */
 

@@ -77,8 +77,9 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
         err = ENOMEM;
         goto fail;
     }
+    ctx->irqs.intx_unmask_fd = -1;
     if ((err = -tran_rx_init(&ctx->rx, SERVER_RX_BUF_SIZE)) != 0 ||
-        (err = -pci_alloc(ctx)) != 0) {
+        (err = -pci_alloc(ctx)) != 0 || (err = -irq_init(ctx)) != 0) {
         goto fail;
     }
     ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].size = ctx->pci.cfg_size;
@@ -93,6 +94,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
 
 fail:
     tran_rx_fini(&ctx->rx);
+    irq_free(ctx);
     pci_free(ctx);
     free(ctx->reply_mem);
     free(ctx->sock_path);
@@ -164,6 +166,7 @@ ctx_disconnect(vfu_ctx_t *ctx)
     ctx->conn_fd = -1;
     ctx->negotiated = false;
     tran_rx_reset(&ctx->rx);
+    irq_reset(ctx);         /* the client's eventfds go with it */
     vfu_log_info(ctx, "client disconnected");
 }
 
@@ -332,6 +335,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     tran_rx_fini(&ctx->rx);
     dma_free(ctx);
     regions_free(ctx);
+    irq_free(ctx);
     pci_free(ctx);
     free(ctx->reply_mem);
     free(ctx->sock_path);

@@ -91,5 +91,6 @@ handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,
         return -err;
     }
     pci_reset(ctx);
+    irq_reset(ctx);         /* the client sets its eventfds up again */
     return 0;
 }

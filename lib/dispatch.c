@@ -17,6 +17,8 @@ static handler_fn *const handlers[VFIO_USER_MAX] = {
     [VFIO_USER_DMA_UNMAP]               = handle_dma_unmap,
     [VFIO_USER_DEVICE_GET_INFO]         = handle_device_get_info,
     [VFIO_USER_DEVICE_GET_REGION_INFO]  = handle_region_info,
+    [VFIO_USER_DEVICE_GET_IRQ_INFO]     = handle_irq_info,
+    [VFIO_USER_DEVICE_SET_IRQS]         = handle_set_irqs,
     [VFIO_USER_REGION_READ]             = handle_region_read,
     [VFIO_USER_REGION_WRITE]            = handle_region_write,
     [VFIO_USER_DEVICE_RESET]            = handle_device_reset,
@@ -99,6 +101,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     ctx->nr_requests++;
     reply.iovcnt = 0;
     reply.nr_fds = 0;
+    irq_poll(ctx);          /* an INTx unmask signalled by eventfd first */
 
     ret = check_header(ctx, msg);
     if (ret == 0) {

@@ -367,6 +367,8 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
         }
     }
     ret = caps_write_done(ctx, &pending);
+    /* Enables and masks may have changed: deliver what they held back. */
+    irq_config_written(ctx);
     return ret < 0 ? ret : (ssize_t)count;
 }
 

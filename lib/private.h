@@ -21,6 +21,9 @@
  *   caps.c      PCI capabilities: the list and its two chains, placement,
  *               each capability's register table and behaviour (PM, MSI,
  *               MSI-X, PCI Express with FLR, DSN, vendor-specific)
+ *   irq.c       interrupts: counts, the client's eventfds, masks, pending
+ *               interrupts and the INTx level; GET_IRQ_INFO, SET_IRQS,
+ *               vfu_irq_trigger()
  * Handlers return 0 or -errno and never call back into dispatch.c.
  */
 #ifndef VFU_PRIVATE_H
@@ -90,6 +93,24 @@ struct vfu_pci {
     size_t nr_caps;
 };
 
+/* One interrupt of an index: INTx, an MSI or MSI-X vector, ERR, REQ. */
+struct vfu_irq_vec {
+    int efd;                        /* trigger eventfd; -1: none */
+    bool masked;                    /* by the client (INTx: or automasked) */
+    bool pending;                   /* raised, not yet signalled */
+};
+
+/* Interrupt state (irq.c); indexes are enum vfu_dev_irq_type. */
+struct vfu_irqs {
+    uint32_t count[VFU_DEV_NUM_IRQS];
+    struct vfu_irq_vec *vecs[VFU_DEV_NUM_IRQS];     /* count[] entries */
+    vfu_dev_irq_state_cb_t *state_cb[VFU_DEV_NUM_IRQS];
+    int enabled;                    /* INTx, MSI or MSI-X in use, or -1 */
+    int intx_unmask_fd;             /* signalled by the client to unmask */
+    bool intx_level;                /* INTx asserted: the status bit */
+    unsigned nr_pending;            /* vectors with .pending set */
+};
+
 struct vfu_ctx {
     char *sock_path;
     int flags;
@@ -140,6 +161,7 @@ struct vfu_ctx {
     struct vfu_region regions[VFU_PCI_DEV_NUM_REGIONS];
     struct vfu_pci pci;
     struct dma_table *dma;          /* dma.c; NULL until first needed */
+    struct vfu_irqs irqs;
 
     /* Counters, for tests and benchmarks. */
     uint64_t nr_requests;
@@ -324,6 +346,28 @@ uint16_t pci_get16(const uint8_t *p, size_t off);
 uint32_t pci_get32(const uint8_t *p, size_t off);
 void pci_put16(uint8_t *p, size_t off, uint16_t val);
 void pci_put32(uint8_t *p, size_t off, uint32_t val);
+
+/* irq.c */
+/* Default counts (one ERR, one REQ) and no eventfds; 0 or -ENOMEM. */
+int irq_init(vfu_ctx_t *ctx);
+/* Closes every eventfd and forgets masks, pending interrupts, INTx level. */
+void irq_reset(vfu_ctx_t *ctx);
+void irq_free(vfu_ctx_t *ctx);
+int handle_irq_info(vfu_ctx_t *ctx, struct tran_msg *msg,
+                    struct vfu_reply *reply);
+int handle_set_irqs(vfu_ctx_t *ctx, struct tran_msg *msg,
+                    struct vfu_reply *reply);
+/* After a config space write: delivers what enables and masks held back. */
+void irq_config_written(vfu_ctx_t *ctx);
+/* Takes in an INTx unmask the client signalled on its unmask eventfd. */
+void irq_poll_unmask(vfu_ctx_t *ctx);
+static inline void
+irq_poll(vfu_ctx_t *ctx)
+{
+    if (ctx->irqs.intx_unmask_fd >= 0) {
+        irq_poll_unmask(ctx);
+    }
+}
 
 /* caps.c */
 /* Side effects a config write asks for, done once it is committed. */
