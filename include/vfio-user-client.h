@@ -88,6 +88,35 @@ vfu_client_region_write_multi(vfu_client_t *client,
 int
 vfu_client_reset(vfu_client_t *client);
 
+/* Interrupt type @index (VFIO_PCI_*_IRQ_INDEX): its flags and count. */
+int
+vfu_client_irq_info(vfu_client_t *client, uint32_t index,
+                    struct vfio_irq_info *info);
+
+/*
+ * DEVICE_SET_IRQS on interrupts @start .. @start + @count - 1 of @index.
+ * @flags is one VFIO_IRQ_SET_DATA_* and one VFIO_IRQ_SET_ACTION_*.
+ * DATA_EVENTFD: @fds holds @count eventfds, -1 de-assigning that
+ * interrupt (NULL: de-assign all); they go over the socket as SCM_RIGHTS,
+ * a run of -1 as a message without fds, so a mixed array (or more fds
+ * than the server takes in one message) becomes several messages, sent in
+ * order until one fails. DATA_BOOL: @bools holds @count bytes. DATA_NONE
+ * with ACTION_TRIGGER and @count 0 disables the whole index. The fds stay
+ * the caller's.
+ */
+int
+vfu_client_set_irqs(vfu_client_t *client, uint32_t index, uint32_t flags,
+                    uint32_t start, uint32_t count, const int *fds,
+                    const uint8_t *bools);
+
+/*
+ * Waits up to @timeout_ms (-1: for ever) for @eventfd to be signalled and
+ * reads it: returns the count it held (the signals since the last read),
+ * 0 on timeout, or -1 with errno.
+ */
+int64_t
+vfu_client_wait_irq(int eventfd, int timeout_ms);
+
 /*
  * Raw access, for tests and tools: sends any message (the header is built
  * from @cmd and @flags; msg_id is chosen and returned in *msg_id).

@@ -29,7 +29,8 @@ static const struct { const char *name; fn_t fn; } calls[] = {
     FN(vfu_client_fd), FN(vfu_client_server_info), FN(vfu_client_device_info),
     FN(vfu_client_region_info), FN(vfu_client_region_read),
     FN(vfu_client_region_write), FN(vfu_client_region_write_multi),
-    FN(vfu_client_reset), FN(vfu_client_send), FN(vfu_client_recv),
+    FN(vfu_client_reset), FN(vfu_client_irq_info), FN(vfu_client_set_irqs),
+    FN(vfu_client_wait_irq), FN(vfu_client_send), FN(vfu_client_recv),
     FN(vfu_client_request), FN(vfu_client_get_stats),
 };
 
