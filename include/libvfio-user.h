@@ -414,6 +414,24 @@ vfu_sgl_mark_dirty(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt);
 bool
 vfu_sg_is_mappable(vfu_ctx_t *vfu_ctx, dma_sg_t *sg);
 
+/*
+ * Copies guest memory described by @sgl (@cnt entries from
+ * vfu_addr_to_sgl()) into @data, or @data into guest memory: through the
+ * mapping where the client shared the memory, otherwise with DMA_READ /
+ * DMA_WRITE messages to the client, split at its max_data_xfer_size. While
+ * waiting for the client's reply the library serves the client's requests,
+ * so device callbacks may run inside these calls (docs/dma.md). Written
+ * pages are logged when dirty logging is on. Returns 0, or -1 with errno:
+ * ENOENT / EACCES (memory no longer mapped, or not with that access), the
+ * errno the client answered with, EPROTO (a malformed reply), ETIMEDOUT,
+ * ENOTCONN (the client left).
+ */
+int
+vfu_sgl_read(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt, void *data);
+
+int
+vfu_sgl_write(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt, void *data);
+
 /* ------------------------------------------------------------------ */
 /* PCI                                                                 */
 /* ------------------------------------------------------------------ */

@@ -133,6 +133,25 @@ struct vfio_user_dma_region_access {
     uint8_t     data[];
 } __attribute__((packed));
 
+/*
+ * DMA_READ / DMA_WRITE as QEMU's client (10.1 and later) reads and writes
+ * them. This differs from the spec's table (a 64-bit count, data at 16):
+ * the count is 32 bits, the data follows it at payload offset 12, and the
+ * message is VFIO_USER_DMA_RW_MSG_SIZE(count) bytes, 4 more than that
+ * (QEMU sizes it as its 32-byte struct plus the data). A DMA_READ request
+ * carries no data and is VFIO_USER_DMA_RW_MSG_SIZE(0) bytes. QEMU answers a
+ * DMA_WRITE with a bare header. libvfio-user and libvfio-user-client both
+ * speak this layout.
+ */
+struct vfio_user_dma_rw {
+    uint64_t    addr;
+    uint32_t    count;
+    uint8_t     data[];
+} __attribute__((packed));
+
+#define VFIO_USER_DMA_RW_MSG_SIZE(count) \
+    (sizeof(struct vfio_user_header) + 16 + (count))
+
 struct vfio_user_irq_info {
     uint32_t    subindex;
 } __attribute__((packed));

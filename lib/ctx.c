@@ -60,6 +60,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->conn_fd = -1;
     ctx->listen_fd = -1;
     ctx->twin_fd = -1;
+    ctx->deferred_tail = &ctx->deferred;
     ctx->log_level = LOG_ERR;
     for (int i = 0; i < VFU_PCI_DEV_NUM_REGIONS; i++) {
         ctx->regions[i].fd = -1;
@@ -160,6 +161,19 @@ ctx_disconnect(vfu_ctx_t *ctx)
         ctx->pending_data = NULL;
         ctx->quiesce_pending = false;
     }
+    while (ctx->deferred != NULL) {
+        struct deferred_msg *d = ctx->deferred;
+        ctx->deferred = d->next;
+        tran_msg_close_fds(&d->msg);
+        free(d);
+    }
+    ctx->deferred_tail = &ctx->deferred;
+    ctx->nr_deferred = 0;
+    if (ctx->twin_fd >= 0) {
+        close(ctx->twin_fd);
+        ctx->twin_fd = -1;
+        tran_rx_reset(&ctx->twin_rx);
+    }
     ctx->quiesced = false;
     ctx->conn_broken = false;
     close(ctx->conn_fd);
@@ -202,9 +216,10 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     struct iovec iov[2];
     const char *why = NULL;
     uint16_t major, minor;
+    int twin[2] = { -1, -1 };
     size_t json_len;
     char *json;
-    int ret;
+    int ret = 0;
 
     if (msg->malformed || msg->oversized || msg->fds_lost ||
         msg->hdr.cmd != VFIO_USER_VERSION ||
@@ -233,6 +248,17 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     ours.pgsizes = SERVER_DMA_PGSIZE;
     ours.max_data_xfer_size = SERVER_MAX_DATA_XFER;
     ours.write_multiple = true;
+    if (ctx->client_caps.twin_socket) {
+        /* Our DMA requests get a socket of their own: see dma_msg.c. */
+        if ((ctx->twin_rx.buf == NULL &&
+             (ret = tran_rx_init(&ctx->twin_rx, SERVER_RX_BUF_SIZE)) < 0) ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, twin) < 0) {
+            ret = ret < 0 ? ret : -errno;
+            goto fail;
+        }
+        ours.twin_socket = true;
+        ours.twin_socket_fd_index = 0;
+    }
     json = vfu_caps_format(&ours, &json_len);
     if (json == NULL) {
         ret = -ENOMEM;
@@ -243,8 +269,12 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
                   VFIO_USER_F_TYPE_REPLY, false);
     iov[0] = (struct iovec){ &ver, sizeof(ver) };
     iov[1] = (struct iovec){ json, json_len };
-    ret = tran_send(ctx->conn_fd, &hdr, iov, 2, NULL, 0);
+    ret = tran_send(ctx->conn_fd, &hdr, iov, 2, &twin[1], twin[1] >= 0);
     free(json);
+    if (twin[1] >= 0) {
+        close(twin[1]);             /* the client's end is on its way */
+        ctx->twin_fd = twin[0];
+    }
     if (ret < 0) {
         return ret;
     }
@@ -253,6 +283,10 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     return 0;
 
 fail:
+    if (twin[0] >= 0) {
+        close(twin[0]);
+        close(twin[1]);
+    }
     reply_error(ctx, msg, -ret);
     return ret;
 }
@@ -310,6 +344,10 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
         /* This client is gone; the listener stays for the next one. */
         close(ctx->conn_fd);
         ctx->conn_fd = -1;
+        if (ctx->twin_fd >= 0) {
+            close(ctx->twin_fd);
+            ctx->twin_fd = -1;
+        }
         tran_rx_reset(&ctx->rx);
         errno = ret == -ENOTCONN ? ENOTCONN : -ret;
         return -1;
@@ -333,6 +371,8 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
         unlink(ctx->sock_path);
     }
     tran_rx_fini(&ctx->rx);
+    tran_rx_fini(&ctx->twin_rx);
+    dma_msg_free(ctx);
     dma_free(ctx);
     regions_free(ctx);
     irq_free(ctx);

@@ -196,6 +196,23 @@ serve_buffered(vfu_ctx_t *ctx, int *handled)
 {
     struct tran_msg msg;
 
+    /* Requests set aside during a DMA wait came first. */
+    while (!ctx->quiesce_pending && ctx->deferred != NULL) {
+        struct deferred_msg *d = ctx->deferred;
+        int ret;
+
+        ctx->deferred = d->next;
+        if (ctx->deferred == NULL) {
+            ctx->deferred_tail = &ctx->deferred;
+        }
+        ctx->nr_deferred--;
+        ret = dispatch_msg(ctx, &d->msg);
+        free(d);
+        (*handled)++;
+        if (ret < 0) {
+            return ret;
+        }
+    }
     while (!ctx->quiesce_pending && tran_rx_next(&ctx->rx, &msg) == 1) {
         int ret = dispatch_msg(ctx, &msg);
         (*handled)++;
@@ -206,7 +223,8 @@ serve_buffered(vfu_ctx_t *ctx, int *handled)
             return -ENOTCONN;
         }
     }
-    return 0;
+    /* A request served inside a DMA wait may be the one that waits. */
+    return ctx->quiesce_pending ? -EBUSY : 0;
 }
 
 VFU_EXPORT int

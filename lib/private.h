@@ -38,8 +38,16 @@
 #include "negotiate.h"
 #include "tran.h"
 
-/* How many DMA-by-message waits may nest (see dma_msg.c). */
+/* How many DMA-by-message waits may nest, and requests set aside meanwhile. */
 #define MAX_NEST_DEPTH          4
+#define MAX_DEFERRED_MSGS       1024
+
+/* A client request set aside during a DMA wait, its payload copied. */
+struct deferred_msg {
+    struct deferred_msg *next;
+    struct tran_msg msg;
+    uint8_t data[];
+};
 
 /* What we announce in VERSION. */
 #define SERVER_MAX_DATA_XFER    VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
@@ -153,7 +161,10 @@ struct vfu_ctx {
     /* Server-to-client requests (dma_msg.c). */
     uint16_t next_msg_id;
     unsigned nest_depth;            /* DMA waits in progress */
-    uint8_t *nested_reply_bufs[MAX_NEST_DEPTH];
+    void *nested_reply_mem[MAX_NEST_DEPTH];
+    struct deferred_msg *deferred;  /* set aside during a DMA wait */
+    struct deferred_msg **deferred_tail;
+    size_t nr_deferred;
     int twin_fd;                    /* -1 unless twin-socket mode */
     struct tran_rx twin_rx;
     bool conn_broken;               /* the link failed inside a DMA wait */
@@ -209,6 +220,9 @@ void ctx_disconnect(vfu_ctx_t *ctx);
  * socket failed.
  */
 int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
+
+/* dma_msg.c */
+void dma_msg_free(vfu_ctx_t *ctx);
 
 /* dma.c */
 /*

@@ -17,6 +17,7 @@ static const struct { const char *name; fn_t fn; } calls[] = {
     FN(vfu_get_private), FN(vfu_setup_log), FN(vfu_log),
     FN(vfu_setup_region), FN(vfu_setup_device_reset_cb),
     FN(vfu_setup_device_quiesce_cb), FN(vfu_device_quiesced),
+    FN(vfu_sgl_read), FN(vfu_sgl_write),
     FN(vfu_pci_init), FN(vfu_pci_set_id), FN(vfu_pci_set_class),
     FN(vfu_pci_get_config_space), FN(vfu_pci_add_capability),
     FN(vfu_pci_find_capability), FN(vfu_pci_find_next_capability),

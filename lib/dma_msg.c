@@ -1,0 +1,354 @@
+/*
+ * Server-to-client requests: DMA_READ and DMA_WRITE messages for guest
+ * memory the client registered without a file descriptor, behind
+ * vfu_sgl_read() and vfu_sgl_write(), and what happens to the client's own
+ * requests while the server waits for its reply (docs/dma.md).
+ *
+ * On one socket the client's requests may arrive before the reply. A client
+ * such as QEMU answers our DMA messages only from a thread that may itself be
+ * blocked waiting for our reply to one of its requests, so the wait serves
+ * them, in order, as vfu_run_ctx() would, and only then finds its reply.
+ * Requests are set aside for vfu_run_ctx() instead when serving them now
+ * would break their order or nest too deep: while a served request waits
+ * for the device to quiesce, once anything has been set aside, or at
+ * MAX_NEST_DEPTH. In twin-socket mode our requests and their replies use a
+ * socket of their own; the main socket is served the same way meanwhile.
+ */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "private.h"
+
+/* How long we wait for the client to answer one DMA message. */
+#define DMA_REPLY_TIMEOUT_MS 20000
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Keeps a copy of a client request to serve it from vfu_run_ctx() later. */
+static int
+set_aside(vfu_ctx_t *ctx, struct tran_msg *msg)
+{
+    struct deferred_msg *d;
+
+    if (ctx->nr_deferred >= MAX_DEFERRED_MSGS) {
+        return -ENOBUFS;
+    }
+    d = malloc(sizeof(*d) + msg->len);
+    if (d == NULL) {
+        return -ENOMEM;
+    }
+    d->msg = *msg;
+    if (msg->len > 0) {
+        memcpy(d->data, msg->payload, msg->len);
+    }
+    d->msg.payload = d->data;
+    d->next = NULL;
+    msg->nr_fds = 0;                /* they travel with the copy */
+    *ctx->deferred_tail = d;
+    ctx->deferred_tail = &d->next;
+    ctx->nr_deferred++;
+    return 0;
+}
+
+/*
+ * Serves a client request that arrived while we wait, with a reply buffer
+ * of this depth so that the request being served below is not overwritten.
+ */
+static int
+serve_nested(vfu_ctx_t *ctx, struct tran_msg *msg)
+{
+    unsigned depth = ctx->nest_depth;
+    uint8_t *saved = ctx->reply_buf;
+    int ret;
+
+    if (ctx->quiesce_pending || ctx->nr_deferred > 0 ||
+        depth >= MAX_NEST_DEPTH) {
+        ret = set_aside(ctx, msg);
+        if (ret < 0) {
+            vfu_log_err(ctx, "msg%u: cannot set aside while waiting for DMA: %s",
+                        msg->hdr.msg_id, strerror(-ret));
+            tran_msg_close_fds(msg);
+        }
+        return ret;
+    }
+    if (ctx->nested_reply_mem[depth - 1] == NULL &&
+        posix_memalign(&ctx->nested_reply_mem[depth - 1], 4096,
+                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
+        ctx->nested_reply_mem[depth - 1] = NULL;
+        tran_msg_close_fds(msg);
+        return -ENOMEM;
+    }
+    ctx->reply_buf = (uint8_t *)ctx->nested_reply_mem[depth - 1] +
+                     REPLY_BUF_OFFSET;
+    ret = dispatch_msg(ctx, msg);
+    ctx->reply_buf = saved;
+    return ret == -EBUSY ? 0 : ret;     /* a parked request is not a fault */
+}
+
+/*
+ * Checks the client's reply to our DMA request and takes a DMA_READ's data.
+ * QEMU answers DMA_WRITE with a bare header; others echo address and count.
+ */
+static int
+take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
+           void *dst, uint32_t count, bool is_write)
+{
+    struct vfio_user_dma_rw rw;
+
+    if (msg->hdr.flags.error) {
+        int err = msg->hdr.error_no != 0 ? (int)msg->hdr.error_no : EIO;
+        vfu_log_err(ctx, "DMA %s of %u bytes at %#" PRIx64 " refused: %s",
+                    is_write ? "write" : "read", count, addr, strerror(err));
+        return -err;
+    }
+    if (is_write) {
+        if (msg->len == 0) {
+            return 0;
+        }
+        if (msg->len < sizeof(rw)) {
+            return -EPROTO;
+        }
+        memcpy(&rw, msg->payload, sizeof(rw));
+        return rw.addr == addr && rw.count == count ? 0 : -EPROTO;
+    }
+    if (msg->len != VFIO_USER_DMA_RW_MSG_SIZE(count) -
+                    sizeof(struct vfio_user_header)) {
+        return -EPROTO;
+    }
+    memcpy(&rw, msg->payload, sizeof(rw));
+    if (rw.addr != addr || rw.count != count) {
+        return -EPROTO;
+    }
+    memcpy(dst, msg->payload + sizeof(rw), count);
+    return 0;
+}
+
+/*
+ * Takes what is buffered in @rx: 1 with our reply handled (its result in
+ * *result), 0 when more must be received, or -ENOTCONN. Client requests are
+ * served (or set aside) as they come; replies that are not ours dropped.
+ * @replies_here: our reply comes on this socket; @requests_here: the
+ * client's requests do.
+ */
+static int
+take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
+              bool requests_here, uint16_t id, uint16_t cmd, uint64_t addr,
+              void *dst, uint32_t count, int *result)
+{
+    struct tran_msg msg;
+
+    while (tran_rx_next(rx, &msg) == 1) {
+        bool reply = msg.hdr.flags.type == VFIO_USER_F_TYPE_REPLY &&
+                     !msg.malformed && !msg.oversized;
+
+        if (reply) {
+            tran_msg_close_fds(&msg);
+            if (replies_here && msg.hdr.msg_id == id && msg.hdr.cmd == cmd) {
+                *result = take_reply(ctx, &msg, addr, dst, count,
+                                     cmd == VFIO_USER_DMA_WRITE);
+                return 1;
+            }
+            vfu_log_warn(ctx, "dropped a stray reply (msg%u, cmd %u)",
+                         msg.hdr.msg_id, msg.hdr.cmd);
+        } else if (!requests_here) {
+            /* Only our requests' replies belong on the twin socket. */
+            vfu_log_err(ctx, "unexpected message on the twin socket");
+            tran_msg_close_fds(&msg);
+        } else if (serve_nested(ctx, &msg) == -ENOTCONN) {
+            return -ENOTCONN;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Waits for the reply to our request @id, which comes on the twin socket
+ * when there is one, serving what the client sends on the main socket
+ * meanwhile. 0 with the reply handled, or -errno.
+ */
+static int
+wait_reply(vfu_ctx_t *ctx, uint16_t id, uint16_t cmd, uint64_t addr,
+           void *dst, uint32_t count)
+{
+    bool twin = ctx->twin_fd >= 0;
+    int64_t deadline = now_ms() + DMA_REPLY_TIMEOUT_MS;
+    struct pollfd p[2] = {
+        { .fd = ctx->conn_fd, .events = POLLIN },
+        { .fd = ctx->twin_fd, .events = POLLIN },
+    };
+    int result = 0;
+    int ret;
+
+    for (;;) {
+        ret = take_incoming(ctx, &ctx->rx, !twin, true, id, cmd, addr, dst,
+                            count, &result);
+        if (ret == 0 && twin) {
+            ret = take_incoming(ctx, &ctx->twin_rx, true, false, id, cmd,
+                                addr, dst, count, &result);
+        }
+        if (ret != 0) {
+            return ret < 0 ? ret : result;
+        }
+
+        int left = (int)(deadline - now_ms());
+        if (left <= 0) {
+            vfu_log_err(ctx, "no reply to DMA msg%u in %d ms", id,
+                        DMA_REPLY_TIMEOUT_MS);
+            return -ETIMEDOUT;
+        }
+        ret = poll(p, twin ? 2 : 1, left);
+        if (ret < 0 && errno != EINTR) {
+            return -errno;
+        }
+        for (int i = 0; ret > 0 && i < 2; i++) {
+            if (p[i].revents != 0) {
+                ssize_t n = tran_rx_fill(i == 0 ? &ctx->rx : &ctx->twin_rx,
+                                         p[i].fd, false);
+                if (n < 0 && n != -EAGAIN) {
+                    return (int)n;
+                }
+            }
+        }
+    }
+}
+
+/* One DMA_READ or DMA_WRITE of at most the transfer limit; 0 or -errno. */
+static int
+dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
+              bool is_write)
+{
+    int sock = ctx->twin_fd >= 0 ? ctx->twin_fd : ctx->conn_fd;
+    uint16_t cmd = is_write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ;
+    struct vfio_user_dma_rw rw = { .addr = addr, .count = count };
+    static const uint8_t pad[4];
+    struct vfio_user_header hdr;
+    struct iovec iov[3];
+    uint16_t id = ctx->next_msg_id++;
+    int ret;
+
+    iov[0] = (struct iovec){ &rw, sizeof(rw) };
+    iov[1] = (struct iovec){ is_write ? buf : NULL, is_write ? count : 0 };
+    iov[2] = (struct iovec){ (void *)pad, sizeof(pad) };
+    tran_hdr_init(&hdr, id, cmd, VFIO_USER_F_TYPE_COMMAND, false);
+    ret = tran_send(sock, &hdr, iov, 3, NULL, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    ctx->nest_depth++;
+    ret = wait_reply(ctx, id, cmd, addr, buf, count);
+    ctx->nest_depth--;
+    return ret;
+}
+
+/*
+ * Reads or writes @len bytes of client memory at @addr by message, split
+ * at the smaller of the client's and our transfer limits. Each piece is
+ * checked against the DMA map first: a request served while we waited may
+ * have unmapped it.
+ */
+static int
+dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
+                 bool is_write)
+{
+    uint64_t limit = ctx->client_caps.max_data_xfer_size;
+
+    if (limit > SERVER_MAX_DATA_XFER) {
+        limit = SERVER_MAX_DATA_XFER;
+    }
+    while (len > 0) {
+        uint32_t n = (uint32_t)(len < limit ? len : limit);
+        int ret;
+
+        if (ctx->conn_fd < 0 || !ctx->negotiated || ctx->conn_broken) {
+            return -ENOTCONN;
+        }
+        ret = dma_range_check(ctx, addr, n, is_write);
+        if (ret == 0) {
+            ret = dma_msg_chunk(ctx, addr, buf, n, is_write);
+        }
+        if (ret == -ENOTCONN || ret == -EPIPE) {
+            ctx->conn_broken = true;    /* vfu_run_ctx() disconnects */
+            return -ENOTCONN;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        addr += n;
+        buf += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static const dma_sg_t *
+sg_at(const dma_sg_t *sgl, size_t i)
+{
+    return (const dma_sg_t *)((const char *)sgl + i * dma_sg_size());
+}
+
+static int
+sgl_access(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data,
+           bool is_write)
+{
+    uint8_t *p = data;
+
+    if (ctx == NULL || (cnt > 0 && (sgl == NULL || data == NULL))) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        uint64_t iova;
+        size_t len;
+        void *vaddr;
+        int ret = dma_sg_lookup(ctx, sg_at(sgl, i), &iova, &len, &vaddr,
+                                is_write);
+
+        if (ret == 0 && vaddr != NULL) {
+            if (is_write) {
+                memcpy(vaddr, p, len);
+            } else {
+                memcpy(p, vaddr, len);
+            }
+        } else if (ret == 0) {
+            ret = dma_msg_transfer(ctx, iova, p, len, is_write);
+        }
+        if (ret < 0) {
+            errno = -ret;
+            return -1;
+        }
+        if (is_write) {
+            dma_mark_dirty(ctx, iova, len);
+        }
+        p += len;
+    }
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_sgl_read(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data)
+{
+    return sgl_access(ctx, sgl, cnt, data, false);
+}
+
+VFU_EXPORT int
+vfu_sgl_write(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data)
+{
+    return sgl_access(ctx, sgl, cnt, data, true);
+}
+
+void
+dma_msg_free(vfu_ctx_t *ctx)
+{
+    for (int i = 0; i < MAX_NEST_DEPTH; i++) {
+        free(ctx->nested_reply_mem[i]);
+        ctx->nested_reply_mem[i] = NULL;
+    }
+}

@@ -1,0 +1,577 @@
+/*
+ * DMA by message through a real socket: the server reads and writes client
+ * memory registered without an fd (DMA_READ / DMA_WRITE), while the client
+ * plays an awkward peer by hand: it sends its own requests before answering,
+ * answers with errors or garbage, leaves mid-exchange, or uses a twin
+ * socket. The server runs in a thread; the test is the client.
+ *
+ * The device: BAR0 registers, written with posted writes as QEMU does:
+ *   0x00 DOORBELL  write n: vfu_sgl_read n bytes at BUF_IOVA into dev.data
+ *   0x08 WRBELL    write n: vfu_sgl_write n bytes of dev.data to BUF_IOVA
+ *   0x10 RESULT    read: 0, or the errno of the last transfer (RESULT_BUSY
+ *                  while one is under way)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "libvfio-user.h"
+#include "vfio-user-client.h"
+
+#define BUF_IOVA    0x100000ull
+#define BUF_SIZE    (256 * 1024)
+#define OTHER_IOVA  0x800000ull
+#define REG_DOORBELL 0x00
+#define REG_WRBELL   0x08
+#define REG_RESULT   0x10
+#define RESULT_BUSY  0xbb           /* a transfer is under way */
+
+struct fx {
+    char dir[32];
+    char sock[64];
+    vfu_ctx_t *ctx;
+    pthread_t thread;
+    vfu_client_t *c;
+    uint8_t data[BUF_SIZE];         /* the device's side of a transfer */
+    uint8_t guest[BUF_SIZE];        /* the client's memory at BUF_IOVA */
+    volatile int result;
+    volatile int transfers;
+    int quiesce_answer;
+    volatile int finish_quiesce;    /* the server thread completes it */
+    int run_errno;
+    int fd_base;
+};
+
+static int
+count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        n += fcntl(fd, F_GETFD) >= 0;
+    }
+    return n;
+}
+
+static void
+transfer(vfu_ctx_t *ctx, size_t n, bool to_guest)
+{
+    struct fx *f = vfu_get_private(ctx);
+    uint8_t sg[4 * 64];
+    int ret;
+
+    assert_true(dma_sg_size() * 4 <= sizeof(sg));
+    f->result = RESULT_BUSY;
+    ret = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)BUF_IOVA, n,
+                          (dma_sg_t *)sg, 4,
+                          to_guest ? PROT_WRITE : PROT_READ);
+    if (ret < 0) {
+        f->result = errno != 0 ? errno : ENOSPC;
+    } else if ((to_guest ? vfu_sgl_write(ctx, (dma_sg_t *)sg, ret, f->data)
+                         : vfu_sgl_read(ctx, (dma_sg_t *)sg, ret, f->data)) < 0) {
+        f->result = errno;
+    } else {
+        f->result = 0;
+    }
+    f->transfers++;
+}
+
+static ssize_t
+bar0_cb(vfu_ctx_t *ctx, char *buf, size_t count, loff_t off, bool is_write)
+{
+    struct fx *f = vfu_get_private(ctx);
+    uint32_t v = 0;
+
+    if (count != 4) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!is_write) {
+        v = off == REG_RESULT ? (uint32_t)f->result : 0;
+        memcpy(buf, &v, 4);
+        return 4;
+    }
+    memcpy(&v, buf, 4);
+    if (off == REG_DOORBELL || off == REG_WRBELL) {
+        transfer(ctx, v, off == REG_WRBELL);
+    }
+    return 4;
+}
+
+static int
+quiesce_cb(vfu_ctx_t *ctx)
+{
+    struct fx *f = vfu_get_private(ctx);
+    if (f->quiesce_answer != 0) {
+        errno = f->quiesce_answer;
+        return -1;
+    }
+    return 0;
+}
+
+static void *
+serve(void *arg)
+{
+    struct fx *f = arg;
+
+    if (vfu_attach_ctx(f->ctx) < 0) {
+        f->run_errno = errno;
+        return NULL;
+    }
+    for (;;) {
+        if (vfu_run_ctx(f->ctx) >= 0) {
+            continue;
+        }
+        if (errno != EBUSY) {
+            break;
+        }
+        /* A request waits for the quiesce: the test says when it is done. */
+        while (!f->finish_quiesce) {
+            usleep(1000);
+        }
+        f->finish_quiesce = 0;
+        f->quiesce_answer = 0;
+        assert_int_equal(vfu_device_quiesced(f->ctx, 0), 0);
+    }
+    f->run_errno = errno;
+    return NULL;
+}
+
+static struct fx *
+start(const char *caps)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    f->fd_base = count_fds();
+    strcpy(f->dir, "/tmp/vfu-dm.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->sock, sizeof(f->sock), "%s/s", f->dir);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->sock, 0, f, VFU_DEV_TYPE_PCI);
+    assert_non_null(f->ctx);
+    assert_int_equal(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL, 0, 0), 0);
+    vfu_pci_set_id(f->ctx, 0x1af4, 0x1234, 0, 0);
+    assert_int_equal(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX,
+                                      4096, bar0_cb, VFU_REGION_FLAG_RW |
+                                      VFU_REGION_FLAG_MEM, NULL, 0, -1, 0), 0);
+    assert_int_equal(vfu_setup_device_dma(f->ctx, NULL, NULL), 0);
+    vfu_setup_device_quiesce_cb(f->ctx, quiesce_cb);
+    assert_int_equal(vfu_realize_ctx(f->ctx), 0);
+    for (size_t i = 0; i < BUF_SIZE; i++) {
+        f->guest[i] = (uint8_t)(i * 31 + 7);
+    }
+    assert_int_equal(pthread_create(&f->thread, NULL, serve, f), 0);
+    f->c = vfu_client_connect(f->sock);
+    assert_non_null(f->c);
+    if (caps != (const char *)-1) {
+        assert_int_equal(vfu_client_negotiate(f->c, caps), 0);
+    }
+    return f;
+}
+
+static void
+stop(struct fx *f)
+{
+    if (f->c != NULL) {
+        vfu_client_close(f->c);
+    }
+    pthread_join(f->thread, NULL);
+    assert_int_equal(f->run_errno, ENOTCONN);
+    vfu_destroy_ctx(f->ctx);
+    rmdir(f->dir);
+    assert_int_equal(count_fds(), f->fd_base);
+    free(f);
+}
+
+/* Registers [iova, iova + size) without an fd, as QEMU does for plain RAM. */
+static void
+map_no_fd(struct fx *f, uint64_t iova, uint64_t size)
+{
+    struct vfio_user_dma_map map = {
+        .argsz = sizeof(map), .addr = iova, .size = size,
+        .flags = VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE,
+    };
+    assert_int_equal(vfu_client_request(f->c, VFIO_USER_DMA_MAP, &map,
+                                        sizeof(map), NULL, 0, NULL, 0, NULL,
+                                        NULL), 0);
+}
+
+static void
+ring(struct fx *f, uint32_t reg, uint32_t n)
+{
+    assert_int_equal(vfu_client_region_write(f->c, VFU_PCI_DEV_BAR0_REGION_IDX,
+                                             reg, &n, 4, true), 0);
+}
+
+/* The next message from the server on @fd (or the client's socket): a request. */
+static void
+next_request(struct fx *f, int fd, struct vfio_user_header *hdr,
+             struct vfio_user_dma_rw *rw, uint8_t *data, size_t cap)
+{
+    static uint8_t buf[BUF_SIZE + 64];
+    ssize_t n;
+
+    if (fd < 0) {
+        n = vfu_client_recv(f->c, hdr, buf, sizeof(buf), NULL, NULL);
+    } else {
+        /* Twin socket: plain reads, the header first. */
+        size_t got = 0;
+        assert_int_equal(read(fd, hdr, sizeof(*hdr)), sizeof(*hdr));
+        n = (ssize_t)(hdr->msg_size - sizeof(*hdr));
+        while (got < (size_t)n) {
+            ssize_t r = read(fd, buf + got, (size_t)n - got);
+            assert_true(r > 0);
+            got += (size_t)r;
+        }
+    }
+    assert_true(n >= (ssize_t)sizeof(*rw));
+    assert_int_equal(hdr->flags.type, VFIO_USER_F_TYPE_COMMAND);
+    assert_true(hdr->cmd == VFIO_USER_DMA_READ ||
+                hdr->cmd == VFIO_USER_DMA_WRITE);
+    /* QEMU's layout: 12 bytes, data, 4 bytes: 32 + count in all. */
+    memcpy(rw, buf, sizeof(*rw));
+    assert_int_equal(hdr->msg_size, VFIO_USER_DMA_RW_MSG_SIZE(
+        hdr->cmd == VFIO_USER_DMA_WRITE ? rw->count : 0));
+    if (data != NULL && hdr->cmd == VFIO_USER_DMA_WRITE) {
+        assert_true(rw->count <= cap);
+        memcpy(data, buf + sizeof(*rw), rw->count);
+    }
+}
+
+static void
+send_raw(int fd, const struct vfio_user_header *hdr, const void *p1, size_t l1,
+         const void *p2, size_t l2)
+{
+    struct iovec iov[3] = { { (void *)hdr, sizeof(*hdr) }, { (void *)p1, l1 },
+                            { (void *)p2, l2 } };
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
+    assert_int_equal(sendmsg(fd, &mh, MSG_NOSIGNAL),
+                     (ssize_t)(sizeof(*hdr) + l1 + l2));
+}
+
+/* Answers a DMA_READ from our memory, or with @error. */
+static void
+answer(struct fx *f, int fd, const struct vfio_user_header *req,
+       const struct vfio_user_dma_rw *rw, uint32_t error)
+{
+    struct vfio_user_header hdr = *req;
+    static uint8_t out[BUF_SIZE + 16];
+    size_t len = 0;
+
+    if (fd < 0) {
+        fd = vfu_client_fd(f->c);
+    }
+    hdr.flags.type = VFIO_USER_F_TYPE_REPLY;
+    hdr.flags.error = error != 0;
+    hdr.error_no = error;
+    if (error == 0 && req->cmd == VFIO_USER_DMA_READ) {
+        uint64_t off = rw->addr - BUF_IOVA;
+        memcpy(out, rw, sizeof(*rw));
+        memcpy(out + sizeof(*rw), f->guest + off, rw->count);
+        memset(out + sizeof(*rw) + rw->count, 0, 4);
+        len = sizeof(*rw) + rw->count + 4;
+    }
+    hdr.msg_size = (uint32_t)(sizeof(hdr) + len);
+    send_raw(fd, &hdr, out, len, NULL, 0);
+}
+
+/* The last transfer's result, once it is over. */
+static uint32_t
+result(struct fx *f)
+{
+    uint32_t v = RESULT_BUSY;
+    for (int i = 0; i < 2000 && v == RESULT_BUSY; i++) {
+        if (i > 0) {
+            usleep(1000);
+        }
+        assert_int_equal(vfu_client_region_read(f->c,
+                                                VFU_PCI_DEV_BAR0_REGION_IDX,
+                                                REG_RESULT, &v, 4), 0);
+    }
+    return v;
+}
+
+/* The server reads guest memory by message, split at the client's limit. */
+static void
+test_read_split(void **state)
+{
+    struct fx *f = start("{\"capabilities\":{\"max_data_xfer_size\":16384}}");
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    ring(f, REG_DOORBELL, 65536);
+    for (uint64_t off = 0; off < 65536; off += 16384) {
+        next_request(f, -1, &hdr, &rw, NULL, 0);
+        assert_int_equal(hdr.cmd, VFIO_USER_DMA_READ);
+        assert_int_equal(rw.addr, BUF_IOVA + off);
+        assert_int_equal(rw.count, 16384);
+        answer(f, -1, &hdr, &rw, 0);
+    }
+    assert_int_equal(result(f), 0);
+    assert_memory_equal(f->data, f->guest, 65536);
+    assert_int_equal(f->transfers, 1);
+    stop(f);
+}
+
+static void
+test_write(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    static uint8_t got[8192];
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    for (size_t i = 0; i < sizeof(got); i++) {
+        f->data[i] = (uint8_t)(i ^ 0x77);
+    }
+    ring(f, REG_WRBELL, sizeof(got));
+    next_request(f, -1, &hdr, &rw, got, sizeof(got));
+    assert_int_equal(hdr.cmd, VFIO_USER_DMA_WRITE);
+    assert_int_equal(rw.addr, BUF_IOVA);
+    assert_int_equal(rw.count, sizeof(got));
+    assert_memory_equal(got, f->data, sizeof(got));
+    answer(f, -1, &hdr, &rw, 0);            /* a bare header, like QEMU */
+    assert_int_equal(result(f), 0);
+    stop(f);
+}
+
+/*
+ * The client sends requests of its own before answering: they are served
+ * at once, in order, while the server waits; then the transfer completes.
+ */
+static void
+test_requests_while_waiting(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    struct vfio_user_device_info info;
+    uint32_t ids = 0;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    map_no_fd(f, OTHER_IOVA, 4096);
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    assert_int_equal(f->transfers, 0);
+
+    assert_int_equal(vfu_client_region_read(f->c, VFU_PCI_DEV_CFG_REGION_IDX,
+                                            0, &ids, 4), 0);
+    assert_int_equal(ids, 0x1af4 | (0x1234u << 16));
+    assert_int_equal(vfu_client_device_info(f->c, &info), 0);
+    /* An unmap of other memory, as QEMU sends when it changes its map. */
+    struct vfio_user_dma_unmap unmap = {
+        .argsz = sizeof(unmap), .addr = OTHER_IOVA, .size = 4096 };
+    assert_true(vfu_client_request(f->c, VFIO_USER_DMA_UNMAP, &unmap,
+                                   sizeof(unmap), NULL, 0, NULL, 0, NULL,
+                                   NULL) >= 0);
+    assert_int_equal(f->transfers, 0);      /* still waiting for us */
+
+    answer(f, -1, &hdr, &rw, 0);
+    assert_int_equal(result(f), 0);
+    assert_memory_equal(f->data, f->guest, 4096);
+    stop(f);
+}
+
+/* A doorbell served while the server waits starts a nested transfer. */
+static void
+test_nested_transfer(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header h1, h2;
+    struct vfio_user_dma_rw r1, r2;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    ring(f, REG_DOORBELL, 1024);
+    next_request(f, -1, &h1, &r1, NULL, 0);
+    ring(f, REG_DOORBELL, 2048);
+    next_request(f, -1, &h2, &r2, NULL, 0);
+    assert_int_not_equal(h1.msg_id, h2.msg_id);
+    assert_int_equal(r2.count, 2048);
+    answer(f, -1, &h2, &r2, 0);             /* the inner one first */
+    answer(f, -1, &h1, &r1, 0);
+    assert_int_equal(result(f), 0);
+    assert_int_equal(f->transfers, 2);
+    stop(f);
+}
+
+/*
+ * A request that needs the device quiet, served while waiting, waits for
+ * the quiesce; what comes after it is set aside, so the transfer completes
+ * and everything is answered in order once the device is quiet.
+ */
+static void
+test_quiesce_while_waiting(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr, rh;
+    struct vfio_user_dma_rw rw;
+    uint16_t id_unmap, id_read;
+    uint8_t buf[64];
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    map_no_fd(f, OTHER_IOVA, 4096);
+    f->quiesce_answer = EBUSY;
+    ring(f, REG_DOORBELL, 512);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+
+    struct vfio_user_dma_unmap unmap = {
+        .argsz = sizeof(unmap), .addr = OTHER_IOVA, .size = 4096 };
+    struct vfio_user_region_access rd = {
+        .offset = 0, .region = VFU_PCI_DEV_CFG_REGION_IDX, .count = 4 };
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_DMA_UNMAP, 0, &unmap,
+                                     sizeof(unmap), NULL, 0, &id_unmap), 0);
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_REGION_READ, 0, &rd,
+                                     sizeof(rd), NULL, 0, &id_read), 0);
+    answer(f, -1, &hdr, &rw, 0);
+    usleep(50000);
+    assert_int_equal(f->transfers, 1);      /* the transfer completed */
+    assert_int_equal(f->result, 0);
+    struct pollfd p = { .fd = vfu_client_fd(f->c), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 50), 0);   /* nothing answered yet */
+
+    f->finish_quiesce = 1;
+    assert_true(vfu_client_recv(f->c, &rh, buf, sizeof(buf), NULL, NULL) >= 0);
+    assert_int_equal(rh.msg_id, id_unmap);
+    assert_false(rh.flags.error);
+    assert_true(vfu_client_recv(f->c, &rh, buf, sizeof(buf), NULL, NULL) >= 0);
+    assert_int_equal(rh.msg_id, id_read);
+    assert_false(rh.flags.error);
+    stop(f);
+}
+
+/* The client refuses, or answers with nonsense: the transfer fails cleanly. */
+static void
+test_bad_answers(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    answer(f, -1, &hdr, &rw, EFAULT);
+    assert_int_equal(result(f), EFAULT);
+
+    /* A stray reply first is dropped; a short one fails with EPROTO. */
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    struct vfio_user_header stray = hdr;
+    stray.msg_id ^= 0x5555;
+    answer(f, -1, &stray, &rw, 0);
+    struct vfio_user_header shrt = hdr;
+    shrt.flags.type = VFIO_USER_F_TYPE_REPLY;
+    shrt.msg_size = sizeof(shrt) + 4;
+    send_raw(vfu_client_fd(f->c), &shrt, "abcd", 4, NULL, 0);
+    assert_int_equal(result(f), EPROTO);
+
+    /* Memory that was never mapped is refused before any message. */
+    struct vfio_user_dma_unmap unmap = {
+        .argsz = sizeof(unmap), .addr = BUF_IOVA, .size = BUF_SIZE };
+    assert_true(vfu_client_request(f->c, VFIO_USER_DMA_UNMAP, &unmap,
+                                   sizeof(unmap), NULL, 0, NULL, 0, NULL,
+                                   NULL) >= 0);
+    ring(f, REG_DOORBELL, 4096);
+    assert_int_equal(result(f), ENOENT);
+    stop(f);
+}
+
+/* The client leaves in the middle of the exchange: nothing is left behind. */
+static void
+test_disconnect_mid_exchange(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    ring(f, REG_DOORBELL, 65536);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    vfu_client_close(f->c);
+    f->c = NULL;
+    pthread_join(f->thread, NULL);
+    f->thread = pthread_self();
+    assert_int_equal(f->result, ENOTCONN);
+    assert_int_equal(f->run_errno, ENOTCONN);
+    vfu_destroy_ctx(f->ctx);
+    rmdir(f->dir);
+    assert_int_equal(count_fds(), f->fd_base);
+    free(f);
+}
+
+/* In twin-socket mode the server's requests come on a socket of their own. */
+static void
+test_twin_socket(void **state)
+{
+    struct fx *f = start((const char *)-1);
+    const char caps[] = "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}";
+    uint8_t ver[4 + sizeof(caps)] = { 0 };
+    char reply[512];
+    int fds[2];
+    size_t nr_fds = 2;
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    uint16_t id;
+    (void)state;
+
+    memcpy(ver + 4, caps, sizeof(caps));
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_VERSION, 0, ver,
+                                     sizeof(ver), NULL, 0, &id), 0);
+    assert_true(vfu_client_recv(f->c, &hdr, reply, sizeof(reply), fds,
+                                &nr_fds) > 4);
+    assert_false(hdr.flags.error);
+    assert_int_equal(nr_fds, 1);
+    assert_non_null(strstr(reply + 4, "\"fd_index\":0"));
+    int twin = fds[0];
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    ring(f, REG_DOORBELL, 4096);
+    /* Nothing on the main socket; the request is on the twin. */
+    next_request(f, twin, &hdr, &rw, NULL, 0);
+    assert_int_equal(rw.count, 4096);
+    /* The main socket is served meanwhile, as usual. */
+    uint32_t ids = 0;
+    assert_int_equal(vfu_client_region_read(f->c, VFU_PCI_DEV_CFG_REGION_IDX,
+                                            0, &ids, 4), 0);
+    answer(f, twin, &hdr, &rw, 0);
+    assert_int_equal(result(f), 0);
+    assert_memory_equal(f->data, f->guest, 4096);
+    close(twin);
+    stop(f);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_split),
+        cmocka_unit_test(test_write),
+        cmocka_unit_test(test_requests_while_waiting),
+        cmocka_unit_test(test_nested_transfer),
+        cmocka_unit_test(test_quiesce_while_waiting),
+        cmocka_unit_test(test_bad_answers),
+        cmocka_unit_test(test_disconnect_mid_exchange),
+        cmocka_unit_test(test_twin_socket),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
