@@ -537,6 +537,95 @@ size_t
 vfu_pci_find_next_capability(vfu_ctx_t *vfu_ctx, bool extended, size_t pos,
                              int cap_id);
 
+/* ------------------------------------------------------------------ */
+/* Live migration (vfio migration v2)                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The device's migration states. The client drives Linux's vfio migration
+ * state machine (DEVICE_FEATURE MIG_DEVICE_STATE, docs/migration.md); the
+ * library walks each requested change one arc at a time and tells the
+ * device of every state it enters:
+ *   STOP           do not change device state, raise no interrupts, no DMA
+ *   RUNNING        work normally
+ *   STOP_AND_COPY  stopped; the device state is read out by read_data
+ *   PRE_COPY       working normally while read_data streams state that may
+ *                  still change (the first part of a live migration)
+ *   RESUME         stopped; a saved device state arrives by write_data
+ */
+typedef enum {
+    VFU_MIGR_STATE_STOP,
+    VFU_MIGR_STATE_RUNNING,
+    VFU_MIGR_STATE_STOP_AND_COPY,
+    VFU_MIGR_STATE_PRE_COPY,
+    VFU_MIGR_STATE_RESUME
+} vfu_migr_state_t;
+
+/* The callbacks version this library takes (vfio migration v2). */
+#define VFU_MIGR_CALLBACKS_VERS 2
+
+typedef struct {
+    /* VFU_MIGR_CALLBACKS_VERS. */
+    int version;
+
+    /*
+     * The device enters @state (one arc of the state machine). Return 0,
+     * or -1 with errno to refuse: the client's request fails with that
+     * errno and the device stays in the state it was in before this arc
+     * (except when leaving RESUME: a refused state puts the device in
+     * the ERROR state until the client resets it). Called with the device
+     * quiesced (see vfu_setup_device_quiesce_cb()).
+     */
+    int (*transition)(vfu_ctx_t *vfu_ctx, vfu_migr_state_t state);
+
+    /*
+     * In PRE_COPY and STOP_AND_COPY: copy up to @count bytes of the
+     * device's saved state to @buf and return how many. Fewer than @count
+     * (0 included) ends the stream for now: in PRE_COPY the client may read
+     * again later, in STOP_AND_COPY the state is complete. -1 with errno on
+     * failure.
+     */
+    ssize_t (*read_data)(vfu_ctx_t *vfu_ctx, void *buf, uint64_t count);
+
+    /*
+     * In RESUME: take the next @count bytes of a saved state (a stream cut
+     * anywhere, in the order read_data produced it). Return @count, fewer
+     * (the library offers the rest again), or -1 with errno. The state is
+     * complete when the device leaves RESUME.
+     */
+    ssize_t (*write_data)(vfu_ctx_t *vfu_ctx, void *buf, uint64_t count);
+} vfu_migration_callbacks_t;
+
+/*
+ * Makes the device migratable: the client sees the migration features
+ * (STOP_COPY and PRE_COPY) and the "migration" capability in VERSION. All
+ * three callbacks are required. Call before vfu_realize_ctx(); the
+ * callbacks are copied. Returns 0, or -1 with errno EINVAL (a version
+ * other than VFU_MIGR_CALLBACKS_VERS, a callback missing, already
+ * realized).
+ */
+int
+vfu_setup_device_migration_callbacks(vfu_ctx_t *vfu_ctx,
+                                     const vfu_migration_callbacks_t *callbacks);
+
+/*
+ * Extension of this library: how many bytes the device would still send in
+ * STOP_AND_COPY, for the client's VFIO_DEVICE_FEATURE_MIG_DATA_SIZE (an
+ * estimate; any state). Store it in *@stop_copy_length and return 0, or -1
+ * with errno. Without this callback the feature is not offered.
+ */
+typedef int (vfu_migr_data_size_cb_t)(vfu_ctx_t *vfu_ctx,
+                                      uint64_t *stop_copy_length);
+
+/*
+ * Sets (or with NULL removes) the data size callback; after
+ * vfu_setup_device_migration_callbacks(). Returns 0, or -1 with errno
+ * EINVAL when the device is not migratable.
+ */
+int
+vfu_setup_device_migration_data_size(vfu_ctx_t *vfu_ctx,
+                                     vfu_migr_data_size_cb_t *data_size);
+
 #ifdef __cplusplus
 }
 #endif

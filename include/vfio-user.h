@@ -251,6 +251,23 @@ struct vfio_user_device_feature_dma_logging_report {
     uint64_t    bitmap[];       /* bitmap follows in the reply */
 } __attribute__((packed));
 
+/*
+ * Migration definitions that <linux/vfio.h> before Linux 6.2 lacks: the
+ * PRE_COPY flag and states (enum values, added with the flag), and the
+ * stop-copy size feature.
+ */
+#ifndef VFIO_MIGRATION_PRE_COPY
+#define VFIO_MIGRATION_PRE_COPY             (1 << 2)
+#define VFIO_DEVICE_STATE_PRE_COPY          6
+#define VFIO_DEVICE_STATE_PRE_COPY_P2P      7
+#endif
+#ifndef VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
+#define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE   9
+struct vfio_device_feature_mig_data_size {
+    uint64_t    stop_copy_length;
+};
+#endif
+
 /* MIG_DATA_READ / MIG_DATA_WRITE */
 struct vfio_user_mig_data {
     uint32_t    argsz;

@@ -181,6 +181,9 @@ ctx_disconnect(vfu_ctx_t *ctx)
     ctx->negotiated = false;
     tran_rx_reset(&ctx->rx);
     irq_reset(ctx);         /* the client's eventfds go with it */
+    if (migration_reset(ctx) < 0) {     /* the next client finds it running */
+        vfu_log_warn(ctx, "device failed to return to RUNNING");
+    }
     vfu_log_info(ctx, "client disconnected");
 }
 
@@ -248,6 +251,12 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     ours.pgsizes = SERVER_DMA_PGSIZE;
     ours.max_data_xfer_size = SERVER_MAX_DATA_XFER;
     ours.write_multiple = true;
+    if (ctx->migr != NULL) {
+        /* Dirty pages in 4 KiB units, a REPORT bitmap up to a transfer. */
+        ours.migration = true;
+        ours.mig_pgsize = SERVER_DMA_PGSIZE;
+        ours.mig_max_bitmap_size = SERVER_MAX_DATA_XFER;
+    }
     if (ctx->client_caps.twin_socket) {
         /* Our DMA requests get a socket of their own: see dma_msg.c. */
         if ((ctx->twin_rx.buf == NULL &&
@@ -374,6 +383,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     tran_rx_fini(&ctx->twin_rx);
     dma_msg_free(ctx);
     dma_free(ctx);
+    migration_free(ctx);
     regions_free(ctx);
     irq_free(ctx);
     pci_free(ctx);

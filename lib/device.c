@@ -1,6 +1,7 @@
 /*
  * Device-wide requests and callbacks: DEVICE_GET_INFO, DEVICE_RESET with the
- * reset callback, and asking the device to quiesce.
+ * reset callback (and the way out of the migration ERROR state), and asking
+ * the device to quiesce.
  */
 #include <string.h>
 
@@ -92,5 +93,5 @@ handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,
     }
     pci_reset(ctx);
     irq_reset(ctx);         /* the client sets its eventfds up again */
-    return 0;
+    return migration_reset(ctx);    /* RUNNING again, ERROR included */
 }

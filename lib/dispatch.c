@@ -24,6 +24,8 @@ static handler_fn *const handlers[VFIO_USER_MAX] = {
     [VFIO_USER_DEVICE_RESET]            = handle_device_reset,
     [VFIO_USER_REGION_WRITE_MULTI]      = handle_region_write_multi,
     [VFIO_USER_DEVICE_FEATURE]          = handle_device_feature,
+    [VFIO_USER_MIG_DATA_READ]           = handle_mig_data_read,
+    [VFIO_USER_MIG_DATA_WRITE]          = handle_mig_data_write,
 };
 
 /* Framing and header checks common to every command; 0 or -errno. */

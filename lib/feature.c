@@ -1,9 +1,9 @@
 /*
  * DEVICE_FEATURE: the request's common rules (argsz, the GET / SET / PROBE
  * bits, the feature index) and the features behind it. Dirty-page logging
- * (DMA_LOGGING_START / STOP / REPORT) is carried out by dma.c; the
- * migration features have their place here and are refused with ENOTSUP
- * until migration exists.
+ * (DMA_LOGGING_START / STOP / REPORT) is carried out by dma.c, the
+ * migration features (MIGRATION, MIG_DEVICE_STATE, MIG_DATA_SIZE) by
+ * migration.c; those a device does not offer are refused with ENOTSUP.
  */
 #include <string.h>
 
@@ -18,9 +18,9 @@ typedef struct vfio_user_device_feature_dma_logging_report log_report_t;
 /* Most ranges one DMA_LOGGING_START may carry. */
 #define LOG_MAX_RANGES  SERVER_MAX_DMA_MAPS
 
-/* The operations (GET, SET) a feature supports; 0: unknown to us. */
+/* The operations (GET, SET) a feature supports; 0: not offered. */
 static uint32_t
-feature_ops(uint32_t feature)
+feature_ops(vfu_ctx_t *ctx, uint32_t feature)
 {
     switch (feature) {
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
@@ -28,11 +28,10 @@ feature_ops(uint32_t feature)
         return VFIO_DEVICE_FEATURE_SET;
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
         return VFIO_DEVICE_FEATURE_GET;
-    /*
-     * Migration (VFIO_DEVICE_FEATURE_MIGRATION, _MIG_DEVICE_STATE,
-     * _MIG_DATA_SIZE): their operations go here, and their handlers in
-     * handle_device_feature(), once the device can migrate.
-     */
+    case VFIO_DEVICE_FEATURE_MIGRATION:
+    case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+    case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
+        return migration_feature_ops(ctx, feature);
     default:
         return 0;
     }
@@ -172,7 +171,7 @@ handle_device_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
         return -EINVAL;
     }
     feature = req.flags & VFIO_DEVICE_FEATURE_MASK;
-    ops = feature_ops(feature);
+    ops = feature_ops(ctx, feature);
     if (ops == 0) {
         vfu_log_err(ctx, "DEVICE_FEATURE: feature %u not supported", feature);
         return -ENOTSUP;
@@ -197,6 +196,6 @@ handle_device_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
         return logging_report(ctx, msg, &req, reply);
     default:
-        return -ENOTSUP;
+        return migration_feature(ctx, msg, &req, reply);
     }
 }

@@ -24,6 +24,9 @@
  *   irq.c       interrupts: counts, the client's eventfds, masks, pending
  *               interrupts and the INTx level; GET_IRQ_INFO, SET_IRQS,
  *               vfu_irq_trigger()
+ *   migration.c live migration: the vfio v2 state machine and its paths,
+ *               the migration features of DEVICE_FEATURE, MIG_DATA_READ /
+ *               MIG_DATA_WRITE
  * Handlers return 0 or -errno and never call back into dispatch.c.
  */
 #ifndef VFU_PRIVATE_H
@@ -173,6 +176,7 @@ struct vfu_ctx {
     struct vfu_pci pci;
     struct dma_table *dma;          /* dma.c; NULL until first needed */
     struct vfu_irqs irqs;
+    struct vfu_migration *migr;     /* migration.c; NULL: not migratable */
 
     /* Counters, for tests and benchmarks. */
     uint64_t nr_requests;
@@ -382,6 +386,28 @@ irq_poll(vfu_ctx_t *ctx)
         irq_poll_unmask(ctx);
     }
 }
+
+/* migration.c */
+/*
+ * DEVICE_FEATURE for the migration features, called by feature.c once the
+ * common rules are checked (@req is the request's head, copied out): which
+ * operations the feature has here (0: not offered), and the GET / SET.
+ */
+uint32_t migration_feature_ops(vfu_ctx_t *ctx, uint32_t feature);
+int migration_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
+                      struct vfio_user_device_feature *req,
+                      struct vfu_reply *reply);
+int handle_mig_data_read(vfu_ctx_t *ctx, struct tran_msg *msg,
+                         struct vfu_reply *reply);
+int handle_mig_data_write(vfu_ctx_t *ctx, struct tran_msg *msg,
+                          struct vfu_reply *reply);
+/*
+ * Back to RUNNING after a device reset or when the client goes (the
+ * transition callback tells the device when it was elsewhere); 0, or the
+ * callback's -errno with the state ERROR.
+ */
+int migration_reset(vfu_ctx_t *ctx);
+void migration_free(vfu_ctx_t *ctx);
 
 /* caps.c */
 /* Side effects a config write asks for, done once it is committed. */

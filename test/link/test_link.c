@@ -26,6 +26,8 @@ static const struct { const char *name; fn_t fn; } calls[] = {
     FN(vfu_sg_is_mappable),
     FN(vfu_setup_device_nr_irqs), FN(vfu_setup_irq_state_callback),
     FN(vfu_irq_trigger),
+    FN(vfu_setup_device_migration_callbacks),
+    FN(vfu_setup_device_migration_data_size),
     FN(vfu_client_connect), FN(vfu_client_negotiate), FN(vfu_client_close),
     FN(vfu_client_fd), FN(vfu_client_server_info), FN(vfu_client_device_info),
     FN(vfu_client_region_info), FN(vfu_client_region_read),
