@@ -88,6 +88,68 @@ vfu_client_region_write_multi(vfu_client_t *client,
 int
 vfu_client_reset(vfu_client_t *client);
 
+/*
+ * Live migration (vfio migration v2; docs/migration.md). States are enum
+ * vfio_device_mig_state values (VFIO_DEVICE_STATE_*). All return 0 (or a
+ * byte count) or -1 with errno, the server's errno for a refusal.
+ *
+ * The VFIO_MIGRATION_* flags the device offers (feature MIGRATION).
+ */
+int
+vfu_client_mig_flags(vfu_client_t *client, uint64_t *flags);
+
+/* The device's migration state; moves it to @state (any path of arcs). */
+int
+vfu_client_mig_state_get(vfu_client_t *client, uint32_t *state);
+int
+vfu_client_mig_state_set(vfu_client_t *client, uint32_t state);
+
+/*
+ * Reads up to @count bytes of the device state (PRE_COPY, STOP_COPY) in
+ * requests of at most the server's max_data_xfer_size; returns how many.
+ * Fewer than @count: the stream ends (in PRE_COPY, for now).
+ */
+ssize_t
+vfu_client_mig_read(vfu_client_t *client, void *buf, size_t count);
+
+/* Writes @count bytes of a saved device state (RESUMING), in pieces. */
+int
+vfu_client_mig_write(vfu_client_t *client, const void *buf, size_t count);
+
+/* The server's estimate of the bytes STOP_COPY would send (MIG_DATA_SIZE). */
+int
+vfu_client_mig_data_size(vfu_client_t *client, uint64_t *stop_copy_length);
+
+/*
+ * Moves a device from the server behind @src to the one behind @dst (the
+ * same device, fresh, in RUNNING): @dst goes to RESUMING; @src to PRE_COPY
+ * and then, round after round, what it has ready is read and written to
+ * @dst, @round (if set) called after each round (the place to fetch dirty
+ * pages with vfu_client_dirty_report() and copy guest memory), until a
+ * round moves at most @precopy_stop_bytes or @max_precopy_rounds rounds
+ * ran (0: no pre-copy); then @src goes to STOP_COPY and the rest is
+ * copied, @round called once more with @final true (the device is stopped,
+ * its last dirty pages can be fetched), @dst goes to STOP and then RUNNING,
+ * and @src to STOP. A failure (or a non-zero return from @round) stops
+ * there with -1 and errno; both devices are left as they are, e.g. for a
+ * reset. @opts may be NULL (no pre-copy); @stats, if set, gets what moved.
+ */
+struct vfu_client_migrate_opts {
+    unsigned max_precopy_rounds;
+    uint64_t precopy_stop_bytes;
+    int (*round)(void *arg, unsigned round, uint64_t bytes, bool final);
+    void *arg;
+};
+struct vfu_client_migrate_stats {
+    unsigned precopy_rounds;
+    uint64_t precopy_bytes;
+    uint64_t stopcopy_bytes;
+};
+int
+vfu_client_migrate(vfu_client_t *src, vfu_client_t *dst,
+                   const struct vfu_client_migrate_opts *opts,
+                   struct vfu_client_migrate_stats *stats);
+
 /* Interrupt type @index (VFIO_PCI_*_IRQ_INDEX): its flags and count. */
 int
 vfu_client_irq_info(vfu_client_t *client, uint32_t index,

@@ -58,6 +58,7 @@ struct fx {
     size_t loaded_len;
     size_t write_chunk;             /* most write_data takes per call */
     bool with_size;
+    bool full_on_stopcopy;          /* all of saved is ready in STOP_COPY */
 };
 
 static int
@@ -71,6 +72,9 @@ transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
     }
     if (f->nr_steps < MAX_STEPS) {
         f->steps[f->nr_steps++] = state;
+    }
+    if (state == VFU_MIGR_STATE_STOP_AND_COPY && f->full_on_stopcopy) {
+        f->read_limit = SAVED_SIZE;
     }
     return 0;
 }
@@ -745,6 +749,90 @@ test_disconnect_returns_to_running(void **state)
     assert_int_equal(f->steps[0], VFU_MIGR_STATE_RUNNING);
 }
 
+/* vfu_client_migrate(): pre-copy rounds, then stop-and-copy, resume. */
+struct rounds {
+    struct fx *src;
+    unsigned calls;
+    bool final_seen;
+    uint64_t bytes[8];
+};
+
+static int
+on_round(void *arg, unsigned round, uint64_t bytes, bool final)
+{
+    struct rounds *r = arg;
+
+    if (r->calls < 8) {
+        r->bytes[r->calls] = bytes;
+    }
+    r->calls++;
+    r->final_seen = final;
+    if (round == 1 && !final) {
+        r->src->read_limit = 2u << 20;      /* more became ready meanwhile */
+    }
+    return 0;
+}
+
+static void
+test_client_migrate(void **state)
+{
+    struct fx *src = *state;
+    struct fx *dst = fx_new(true, false);
+    struct rounds r = { .src = src };
+    struct vfu_client_migrate_opts opts = {
+        .max_precopy_rounds = 5, .precopy_stop_bytes = 0,
+        .round = on_round, .arg = &r,
+    };
+    struct vfu_client_migrate_stats st;
+    uint64_t flags, size;
+    uint32_t s;
+
+    assert_int_equal(vfu_client_mig_flags(src->c, &flags), 0);
+    assert_int_equal(flags, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY);
+    assert_int_equal(vfu_client_mig_data_size(src->c, &size), 0);
+    assert_int_equal(size, SAVED_SIZE);
+    assert_int_equal(vfu_client_mig_data_size(dst->c, &size), -1);
+    assert_int_equal(errno, ENOTSUP);
+    assert_int_equal(vfu_client_mig_state_set(src->c, S_SC), 0);
+    assert_int_equal(vfu_client_mig_state_get(src->c, &s), 0);
+    assert_int_equal(s, S_SC);
+    assert_int_equal(vfu_client_mig_state_set(src->c, S_PC), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_mig_write(src->c, "x", 1), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_reset(src->c), 0);
+    src->nr_steps = 0;
+
+    src->read_limit = PRECOPY_AVAIL;
+    src->full_on_stopcopy = true;
+    dst->write_chunk = 4096;
+    assert_int_equal(vfu_client_migrate(src->c, dst->c, &opts, &st), 0);
+    assert_int_equal(st.precopy_rounds, 3);
+    assert_int_equal(st.precopy_bytes, 2u << 20);
+    assert_int_equal(st.stopcopy_bytes, SAVED_SIZE - (2u << 20));
+    assert_int_equal(r.calls, 4);
+    assert_true(r.final_seen);
+    assert_int_equal(r.bytes[0], PRECOPY_AVAIL);
+    assert_int_equal(r.bytes[2], 0);
+    assert_int_equal(dst->loaded_len, SAVED_SIZE);
+    assert_memory_equal(dst->loaded, src->saved, SAVED_SIZE);
+    assert_int_equal(vfu_client_mig_state_get(src->c, &s), 0);
+    assert_int_equal(s, S_STOP);
+    assert_int_equal(vfu_client_mig_state_get(dst->c, &s), 0);
+    assert_int_equal(s, S_RUN);
+    assert_int_equal(src->nr_steps, 3);
+    assert_int_equal(src->steps[0], VFU_MIGR_STATE_PRE_COPY);
+    assert_int_equal(src->steps[1], VFU_MIGR_STATE_STOP_AND_COPY);
+    assert_int_equal(src->steps[2], VFU_MIGR_STATE_STOP);
+    assert_int_equal(dst->nr_steps, 4);
+    assert_int_equal(dst->steps[1], VFU_MIGR_STATE_RESUME);
+    assert_int_equal(dst->steps[3], VFU_MIGR_STATE_RUNNING);
+    /* The same server on both ends. */
+    assert_int_equal(vfu_client_migrate(src->c, src->c, NULL, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    fx_free(dst);
+}
+
 int
 main(void)
 {
@@ -765,6 +853,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_data_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_returns_to_running,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_migrate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,10 @@ static const struct { const char *name; fn_t fn; } calls[] = {
     FN(vfu_client_reset), FN(vfu_client_irq_info), FN(vfu_client_set_irqs),
     FN(vfu_client_wait_irq), FN(vfu_client_send), FN(vfu_client_recv),
     FN(vfu_client_request), FN(vfu_client_get_stats),
+    FN(vfu_client_mig_flags), FN(vfu_client_mig_state_get),
+    FN(vfu_client_mig_state_set), FN(vfu_client_mig_read),
+    FN(vfu_client_mig_write), FN(vfu_client_mig_data_size),
+    FN(vfu_client_migrate),
 };
 
 int

@@ -1,0 +1,271 @@
+/*
+ * Client library, live migration: the migration features of DEVICE_FEATURE,
+ * MIG_DATA_READ / MIG_DATA_WRITE in pieces of the negotiated transfer size,
+ * and vfu_client_migrate(), a whole move from one server to another. Built
+ * on the public request call only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vfio-user-client.h"
+#include "common.h"
+
+#define FEATURE_HDR     sizeof(struct vfio_user_device_feature)
+#define MIG_DATA_HDR    sizeof(struct vfio_user_mig_data)
+/* A migration round's buffer: what one copy step holds. */
+#define COPY_CHUNK      (1u << 20)
+
+static int
+fail(int err)
+{
+    errno = err;
+    return -1;
+}
+
+/* A feature GET of @len bytes of data into @out; 0 or -1 with errno. */
+static int
+feature_get(vfu_client_t *c, uint32_t feature, void *out, size_t len)
+{
+    struct vfio_user_device_feature req = {
+        .argsz = (uint32_t)(FEATURE_HDR + len),
+        .flags = VFIO_DEVICE_FEATURE_GET | feature,
+    };
+    uint8_t reply[FEATURE_HDR + 16];
+    ssize_t n;
+
+    if (c == NULL || out == NULL || len > 16) {
+        return fail(EINVAL);
+    }
+    n = vfu_client_request(c, VFIO_USER_DEVICE_FEATURE, &req, sizeof(req),
+                           NULL, 0, reply, sizeof(reply), NULL, NULL);
+    if (n < 0) {
+        return -1;
+    }
+    if ((size_t)n != FEATURE_HDR + len) {
+        return fail(EPROTO);
+    }
+    memcpy(out, reply + FEATURE_HDR, len);
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_client_mig_flags(vfu_client_t *c, uint64_t *flags)
+{
+    return feature_get(c, VFIO_DEVICE_FEATURE_MIGRATION, flags,
+                       sizeof(*flags));
+}
+
+VFU_EXPORT int
+vfu_client_mig_state_get(vfu_client_t *c, uint32_t *state)
+{
+    struct vfio_user_device_feature_mig_state st;
+
+    if (state == NULL || feature_get(c, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+                                     &st, sizeof(st)) < 0) {
+        return state == NULL ? fail(EINVAL) : -1;
+    }
+    *state = st.device_state;
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_client_mig_state_set(vfu_client_t *c, uint32_t state)
+{
+    uint8_t req[FEATURE_HDR + sizeof(struct vfio_user_device_feature_mig_state)];
+    struct vfio_user_device_feature h = {
+        .argsz = sizeof(req),
+        .flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+    };
+    struct vfio_user_device_feature_mig_state st = {
+        .device_state = state, .data_fd = UINT32_MAX,
+    };
+
+    if (c == NULL) {
+        return fail(EINVAL);
+    }
+    memcpy(req, &h, sizeof(h));
+    memcpy(req + sizeof(h), &st, sizeof(st));
+    return vfu_client_request(c, VFIO_USER_DEVICE_FEATURE, req, sizeof(req),
+                              NULL, 0, NULL, 0, NULL, NULL) < 0 ? -1 : 0;
+}
+
+VFU_EXPORT int
+vfu_client_mig_data_size(vfu_client_t *c, uint64_t *stop_copy_length)
+{
+    return feature_get(c, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, stop_copy_length,
+                       sizeof(*stop_copy_length));
+}
+
+/* The most data one message carries: the server's limit. */
+static size_t
+chunk_of(vfu_client_t *c)
+{
+    const struct vfu_client_server_info *info = vfu_client_server_info(c);
+    uint64_t limit = VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE;
+
+    if (info != NULL && info->max_data_xfer_size > 0) {
+        limit = info->max_data_xfer_size;
+    }
+    return limit > UINT32_MAX ? UINT32_MAX : (size_t)limit;
+}
+
+VFU_EXPORT ssize_t
+vfu_client_mig_read(vfu_client_t *c, void *buf, size_t count)
+{
+    size_t chunk, done = 0;
+    uint8_t *reply;
+
+    if (c == NULL || (buf == NULL && count > 0)) {
+        return fail(EINVAL);
+    }
+    chunk = chunk_of(c);
+    reply = malloc(MIG_DATA_HDR + (count < chunk ? count : chunk));
+    if (reply == NULL) {
+        return fail(ENOMEM);
+    }
+    while (done < count) {
+        size_t want = count - done < chunk ? count - done : chunk;
+        struct vfio_user_mig_data req = {
+            .argsz = (uint32_t)(MIG_DATA_HDR + want), .size = (uint32_t)want,
+        };
+        struct vfio_user_mig_data rep;
+        ssize_t n;
+
+        n = vfu_client_request(c, VFIO_USER_MIG_DATA_READ, &req, sizeof(req),
+                               NULL, 0, reply, MIG_DATA_HDR + want, NULL, NULL);
+        if (n < 0) {
+            free(reply);
+            return -1;
+        }
+        memcpy(&rep, reply, sizeof(rep));
+        if ((size_t)n < MIG_DATA_HDR || rep.size > want ||
+            (size_t)n != MIG_DATA_HDR + rep.size) {
+            free(reply);
+            return fail(EPROTO);
+        }
+        memcpy((uint8_t *)buf + done, reply + MIG_DATA_HDR, rep.size);
+        done += rep.size;
+        if (rep.size < want) {
+            break;                  /* the end of the stream, for now */
+        }
+    }
+    free(reply);
+    return (ssize_t)done;
+}
+
+VFU_EXPORT int
+vfu_client_mig_write(vfu_client_t *c, const void *buf, size_t count)
+{
+    size_t chunk, done = 0;
+    uint8_t *msg;
+
+    if (c == NULL || (buf == NULL && count > 0)) {
+        return fail(EINVAL);
+    }
+    chunk = chunk_of(c);
+    msg = malloc(MIG_DATA_HDR + (count < chunk ? count : chunk));
+    if (msg == NULL) {
+        return fail(ENOMEM);
+    }
+    do {
+        size_t n = count - done < chunk ? count - done : chunk;
+        struct vfio_user_mig_data req = {
+            .argsz = MIG_DATA_HDR, .size = (uint32_t)n,
+        };
+
+        memcpy(msg, &req, sizeof(req));
+        memcpy(msg + MIG_DATA_HDR, (const uint8_t *)buf + done, n);
+        if (vfu_client_request(c, VFIO_USER_MIG_DATA_WRITE, msg,
+                               MIG_DATA_HDR + n, NULL, 0, NULL, 0, NULL,
+                               NULL) < 0) {
+            free(msg);
+            return -1;
+        }
+        done += n;
+    } while (done < count);
+    free(msg);
+    return 0;
+}
+
+/* Copies what @src has ready (all of it, in STOP_COPY) to @dst. */
+static int
+copy_stream(vfu_client_t *src, vfu_client_t *dst, uint8_t *buf,
+            uint64_t *bytes)
+{
+    ssize_t n;
+
+    *bytes = 0;
+    do {
+        n = vfu_client_mig_read(src, buf, COPY_CHUNK);
+        if (n < 0 || (n > 0 && vfu_client_mig_write(dst, buf, (size_t)n) < 0)) {
+            return -1;
+        }
+        *bytes += (uint64_t)n;
+    } while (n == COPY_CHUNK);
+    return 0;
+}
+
+VFU_EXPORT int
+vfu_client_migrate(vfu_client_t *src, vfu_client_t *dst,
+                   const struct vfu_client_migrate_opts *opts,
+                   struct vfu_client_migrate_stats *stats)
+{
+    struct vfu_client_migrate_opts none = { 0 };
+    struct vfu_client_migrate_stats st = { 0 };
+    uint64_t bytes;
+    uint8_t *buf;
+    int ret = -1;
+
+    if (src == NULL || dst == NULL || src == dst) {
+        return fail(EINVAL);
+    }
+    if (opts == NULL) {
+        opts = &none;
+    }
+    buf = malloc(COPY_CHUNK);
+    if (buf == NULL) {
+        return fail(ENOMEM);
+    }
+    if (vfu_client_mig_state_set(dst, VFIO_DEVICE_STATE_RESUMING) < 0) {
+        goto out;
+    }
+    if (opts->max_precopy_rounds > 0) {
+        if (vfu_client_mig_state_set(src, VFIO_DEVICE_STATE_PRE_COPY) < 0) {
+            goto out;
+        }
+        do {
+            if (copy_stream(src, dst, buf, &bytes) < 0) {
+                goto out;
+            }
+            st.precopy_rounds++;
+            st.precopy_bytes += bytes;
+            if (opts->round != NULL &&
+                opts->round(opts->arg, st.precopy_rounds, bytes, false) != 0) {
+                goto out;
+            }
+        } while (st.precopy_rounds < opts->max_precopy_rounds &&
+                 bytes > opts->precopy_stop_bytes);
+    }
+    if (vfu_client_mig_state_set(src, VFIO_DEVICE_STATE_STOP_COPY) < 0 ||
+        copy_stream(src, dst, buf, &st.stopcopy_bytes) < 0) {
+        goto out;
+    }
+    if (opts->round != NULL &&
+        opts->round(opts->arg, st.precopy_rounds + 1, st.stopcopy_bytes,
+                    true) != 0) {
+        goto out;
+    }
+    if (vfu_client_mig_state_set(dst, VFIO_DEVICE_STATE_STOP) < 0 ||
+        vfu_client_mig_state_set(dst, VFIO_DEVICE_STATE_RUNNING) < 0 ||
+        vfu_client_mig_state_set(src, VFIO_DEVICE_STATE_STOP) < 0) {
+        goto out;
+    }
+    ret = 0;
+out:
+    free(buf);
+    if (stats != NULL) {
+        *stats = st;
+    }
+    return ret;
+}
