@@ -17,6 +17,12 @@
  *   0x1c COUNT   u32  copies done
  *   0x20 MAGIC   u32  0x53554656 ("VFUS")
  * BAR1 (8 KiB, memory): the MSI-X table (2 vectors) at 0, PBA at 0x1000.
+ *
+ * Migratable: the saved state is one record per snapshot (BAR0's registers
+ * and the MSI-X table), taken on entering PRE_COPY and again on entering
+ * STOP_AND_COPY; the destination keeps the last whole record it received
+ * and applies it when it leaves RESUME (refusing the state if there is
+ * none, which puts the device in ERROR until reset).
  */
 #include <err.h>
 #include <errno.h>
@@ -44,9 +50,24 @@
 #define BAR1_SIZE       8192
 #define PBA_OFFSET      0x1000
 
+#define MIG_MAGIC       0x4d475556u     /* "VUGM" */
+
+/* One saved state: what a move keeps of the device. */
+struct mig_record {
+    uint32_t magic;
+    uint32_t size;                  /* of the whole record */
+    uint8_t regs[4096];
+    uint8_t bar1[PBA_OFFSET];       /* the MSI-X table; the PBA follows it */
+};
+
 struct dev {
     uint8_t regs[4096];
     uint8_t bar1[BAR1_SIZE];        /* MSI-X table and PBA */
+    vfu_migr_state_t mig_state;
+    struct mig_record out;          /* the snapshot being read */
+    size_t out_pos;                 /* sizeof(out): all of it read */
+    uint8_t *in;                    /* what RESUME received */
+    size_t in_len;
     uint8_t *bounce;
     uint8_t *sgs;                   /* MAX_SGS entries of dma_sg_size() */
     size_t msix_off;                /* the MSI-X capability in config space */
@@ -192,12 +213,110 @@ reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
             "client left" : type == VFU_RESET_PCI_FLR ? "FLR" : "device");
     memset(d->regs, 0, sizeof(d->regs));
     set_reg32(d, REG_MAGIC, MAGIC);
+    d->in_len = 0;                      /* a resume in progress is void */
+    d->mig_state = VFU_MIGR_STATE_RUNNING;
     memset(d->bar1, 0, sizeof(d->bar1));
     for (int v = 0; v < NR_VECTORS; v++) {
         /* Vectors start masked. */
         d->bar1[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] =
             PCI_MSIX_ENTRY_CTRL_MASKBIT;
     }
+    return 0;
+}
+
+static void
+snapshot(struct dev *d)
+{
+    d->out.magic = MIG_MAGIC;
+    d->out.size = sizeof(d->out);
+    memcpy(d->out.regs, d->regs, sizeof(d->regs));
+    memcpy(d->out.bar1, d->bar1, sizeof(d->out.bar1));
+    d->out_pos = 0;
+}
+
+/* Applies the last whole record received; -1/EINVAL when there is none. */
+static int
+restore(vfu_ctx_t *ctx, struct dev *d)
+{
+    const struct mig_record *last = NULL;
+    size_t pos = 0;
+
+    while (d->in_len - pos >= sizeof(struct mig_record)) {
+        const struct mig_record *r = (const void *)(d->in + pos);
+        if (r->magic != MIG_MAGIC || r->size != sizeof(*r)) {
+            break;
+        }
+        last = r;
+        pos += sizeof(*r);
+    }
+    if (last == NULL || pos != d->in_len) {
+        vfu_log(ctx, LOG_ERR, "migration: bad state stream (%zu bytes)",
+                d->in_len);
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(d->regs, last->regs, sizeof(d->regs));
+    memcpy(d->bar1, last->bar1, sizeof(last->bar1));
+    vfu_log(ctx, LOG_INFO, "migration: state restored, COUNT %u",
+            reg32(d, REG_COUNT));
+    return 0;
+}
+
+static int
+mig_transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
+{
+    struct dev *d = vfu_get_private(ctx);
+
+    vfu_log(ctx, LOG_DEBUG, "migration: state %d -> %d", d->mig_state, state);
+    if (state == VFU_MIGR_STATE_PRE_COPY ||
+        state == VFU_MIGR_STATE_STOP_AND_COPY) {
+        snapshot(d);        /* STOP_AND_COPY: again, the device has stopped */
+    } else if (state == VFU_MIGR_STATE_RESUME) {
+        d->in_len = 0;
+    } else if (d->mig_state == VFU_MIGR_STATE_RESUME && restore(ctx, d) < 0) {
+        return -1;
+    }
+    d->mig_state = state;
+    return 0;
+}
+
+static ssize_t
+mig_read(vfu_ctx_t *ctx, void *buf, uint64_t count)
+{
+    struct dev *d = vfu_get_private(ctx);
+    size_t n = sizeof(d->out) - d->out_pos;
+
+    n = n < count ? n : (size_t)count;
+    memcpy(buf, (uint8_t *)&d->out + d->out_pos, n);
+    d->out_pos += n;
+    return (ssize_t)n;
+}
+
+static ssize_t
+mig_write(vfu_ctx_t *ctx, void *buf, uint64_t count)
+{
+    struct dev *d = vfu_get_private(ctx);
+    uint8_t *in;
+
+    if (count > 64 * sizeof(struct mig_record) - d->in_len) {
+        errno = EFBIG;      /* more snapshots than any move sends */
+        return -1;
+    }
+    in = realloc(d->in, d->in_len + count);
+    if (in == NULL) {
+        return -1;
+    }
+    d->in = in;
+    memcpy(d->in + d->in_len, buf, count);
+    d->in_len += count;
+    return (ssize_t)count;
+}
+
+static int
+mig_data_size(vfu_ctx_t *ctx, uint64_t *len)
+{
+    (void)ctx;
+    *len = sizeof(struct mig_record);
     return 0;
 }
 
@@ -218,7 +337,11 @@ dma_unregister(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 int
 main(int argc, char *argv[])
 {
-    struct dev d = { 0 };
+    struct dev d = { .mig_state = VFU_MIGR_STATE_RUNNING };
+    const vfu_migration_callbacks_t mig = {
+        .version = VFU_MIGR_CALLBACKS_VERS, .transition = mig_transition,
+        .read_data = mig_read, .write_data = mig_write,
+    };
     struct msixcap msix = { .hdr.id = PCI_CAP_ID_MSIX };
     ssize_t msix_off;
     int level = LOG_INFO, opt;
@@ -270,6 +393,8 @@ main(int argc, char *argv[])
         vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, NR_VECTORS) < 0 ||
         vfu_setup_device_dma(ctx, dma_register, dma_unregister) < 0 ||
         vfu_setup_device_reset_cb(ctx, reset) < 0 ||
+        vfu_setup_device_migration_callbacks(ctx, &mig) < 0 ||
+        vfu_setup_device_migration_data_size(ctx, mig_data_size) < 0 ||
         vfu_realize_ctx(ctx) < 0) {
         err(1, "device set-up");
     }
@@ -291,5 +416,6 @@ main(int argc, char *argv[])
     vfu_destroy_ctx(ctx);
     free(d.bounce);
     free(d.sgs);
+    free(d.in);
     return 0;
 }
