@@ -134,23 +134,22 @@ struct vfio_user_dma_region_access {
 } __attribute__((packed));
 
 /*
- * DMA_READ / DMA_WRITE as QEMU's client (10.1 and later) reads and writes
- * them. This differs from the spec's table (a 64-bit count, data at 16):
- * the count is 32 bits, the data follows it at payload offset 12, and the
- * message is VFIO_USER_DMA_RW_MSG_SIZE(count) bytes, 4 more than that
- * (QEMU sizes it as its 32-byte struct plus the data). A DMA_READ request
- * carries no data and is VFIO_USER_DMA_RW_MSG_SIZE(0) bytes. QEMU answers a
- * DMA_WRITE with a bare header. libvfio-user and libvfio-user-client both
- * speak this layout.
+ * DMA_READ / DMA_WRITE, laid out as the spec says and as QEMU's client
+ * (11.1, checked on the wire) reads and writes them: a 64-bit address, a
+ * 64-bit count, the data at payload offset 16; the message is
+ * VFIO_USER_DMA_RW_MSG_SIZE(count) bytes. A DMA_READ request carries no
+ * data, its reply the data. The reply to a DMA_WRITE carries address and
+ * count (12 bytes in the spec, 16 from QEMU 11.1) or nothing.
  */
 struct vfio_user_dma_rw {
     uint64_t    addr;
-    uint32_t    count;
+    uint64_t    count;
     uint8_t     data[];
 } __attribute__((packed));
 
 #define VFIO_USER_DMA_RW_MSG_SIZE(count) \
-    (sizeof(struct vfio_user_header) + 16 + (count))
+    (sizeof(struct vfio_user_header) + sizeof(struct vfio_user_dma_rw) + \
+     (count))
 
 struct vfio_user_irq_info {
     uint32_t    subindex;

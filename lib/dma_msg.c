@@ -95,7 +95,8 @@ serve_nested(vfu_ctx_t *ctx, struct tran_msg *msg)
 
 /*
  * Checks the client's reply to our DMA request and takes a DMA_READ's data.
- * QEMU answers DMA_WRITE with a bare header; others echo address and count.
+ * A DMA_WRITE's reply is a bare header, or echoes the address and count
+ * (the spec's 12 bytes, or QEMU's 16).
  */
 static int
 take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
@@ -110,14 +111,17 @@ take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
         return -err;
     }
     if (is_write) {
+        uint32_t n;
+
         if (msg->len == 0) {
             return 0;
         }
-        if (msg->len < sizeof(rw)) {
+        if (msg->len < sizeof(rw.addr) + sizeof(n)) {
             return -EPROTO;
         }
-        memcpy(&rw, msg->payload, sizeof(rw));
-        return rw.addr == addr && rw.count == count ? 0 : -EPROTO;
+        memcpy(&rw.addr, msg->payload, sizeof(rw.addr));
+        memcpy(&n, msg->payload + sizeof(rw.addr), sizeof(n));
+        return rw.addr == addr && n == count ? 0 : -EPROTO;
     }
     if (msg->len != VFIO_USER_DMA_RW_MSG_SIZE(count) -
                     sizeof(struct vfio_user_header)) {
@@ -228,17 +232,15 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
     int sock = ctx->twin_fd >= 0 ? ctx->twin_fd : ctx->conn_fd;
     uint16_t cmd = is_write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ;
     struct vfio_user_dma_rw rw = { .addr = addr, .count = count };
-    static const uint8_t pad[4];
     struct vfio_user_header hdr;
-    struct iovec iov[3];
+    struct iovec iov[2];
     uint16_t id = ctx->next_msg_id++;
     int ret;
 
     iov[0] = (struct iovec){ &rw, sizeof(rw) };
     iov[1] = (struct iovec){ is_write ? buf : NULL, is_write ? count : 0 };
-    iov[2] = (struct iovec){ (void *)pad, sizeof(pad) };
     tran_hdr_init(&hdr, id, cmd, VFIO_USER_F_TYPE_COMMAND, false);
-    ret = tran_send(sock, &hdr, iov, 3, NULL, 0);
+    ret = tran_send(sock, &hdr, iov, 2, NULL, 0);
     if (ret < 0) {
         return ret;
     }

@@ -239,7 +239,7 @@ next_request(struct fx *f, int fd, struct vfio_user_header *hdr,
     assert_int_equal(hdr->flags.type, VFIO_USER_F_TYPE_COMMAND);
     assert_true(hdr->cmd == VFIO_USER_DMA_READ ||
                 hdr->cmd == VFIO_USER_DMA_WRITE);
-    /* QEMU's layout: 12 bytes, data, 4 bytes: 32 + count in all. */
+    /* The spec's layout (QEMU 11.1's): 16 bytes, data: 32 + count in all. */
     memcpy(rw, buf, sizeof(*rw));
     assert_int_equal(hdr->msg_size, VFIO_USER_DMA_RW_MSG_SIZE(
         hdr->cmd == VFIO_USER_DMA_WRITE ? rw->count : 0));
@@ -279,8 +279,7 @@ answer(struct fx *f, int fd, const struct vfio_user_header *req,
         uint64_t off = rw->addr - BUF_IOVA;
         memcpy(out, rw, sizeof(*rw));
         memcpy(out + sizeof(*rw), f->guest + off, rw->count);
-        memset(out + sizeof(*rw) + rw->count, 0, 4);
-        len = sizeof(*rw) + rw->count + 4;
+        len = sizeof(*rw) + rw->count;
     }
     hdr.msg_size = (uint32_t)(sizeof(hdr) + len);
     send_raw(fd, &hdr, out, len, NULL, 0);
@@ -347,6 +346,67 @@ test_write(void **state)
     assert_memory_equal(got, f->data, sizeof(got));
     answer(f, -1, &hdr, &rw, 0);            /* a bare header, like QEMU */
     assert_int_equal(result(f), 0);
+    stop(f);
+}
+
+/*
+ * The bytes on the wire, as QEMU 11.1 sends and expects them (and the spec
+ * lays them out): address at payload offset 0, a 64-bit count at 8, the
+ * data at 16; 32 + count bytes in all. A DMA_WRITE is answered with the
+ * address and count echoed (QEMU: 16 bytes; the spec: 12) or a bare header.
+ */
+static void
+test_wire_layout(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr, rh;
+    static uint8_t buf[64 + 4096];
+    uint64_t u64;
+    (void)state;
+
+    assert_int_equal(sizeof(struct vfio_user_dma_rw), 16);
+    assert_int_equal(VFIO_USER_DMA_RW_MSG_SIZE(100), 32 + 100);
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+
+    /* DMA_READ: the request is 32 bytes; the data comes back at 16. */
+    ring(f, REG_DOORBELL, 4096);
+    assert_int_equal(vfu_client_recv(f->c, &hdr, buf, sizeof(buf), NULL,
+                                     NULL), 16);
+    assert_int_equal(hdr.cmd, VFIO_USER_DMA_READ);
+    assert_int_equal(hdr.msg_size, 32);
+    memcpy(&u64, buf, 8);
+    assert_int_equal(u64, BUF_IOVA);
+    memcpy(&u64, buf + 8, 8);
+    assert_int_equal(u64, 4096);
+    rh = hdr;
+    rh.flags.type = VFIO_USER_F_TYPE_REPLY;
+    rh.msg_size = 32 + 4096;
+    memcpy(buf + 16, f->guest, 4096);
+    send_raw(vfu_client_fd(f->c), &rh, buf, 16 + 4096, NULL, 0);
+    assert_int_equal(result(f), 0);
+    assert_memory_equal(f->data, f->guest, 4096);
+
+    /* DMA_WRITE: the data goes at 16; each form of reply is taken. */
+    for (int form = 0; form < 3; form++) {
+        static const size_t echo[] = { 16, 12, 0 };
+
+        for (size_t i = 0; i < 4096; i++) {
+            f->data[i] = (uint8_t)(i * 3 + form);
+        }
+        ring(f, REG_WRBELL, 4096);
+        assert_int_equal(vfu_client_recv(f->c, &hdr, buf, sizeof(buf), NULL,
+                                         NULL), 16 + 4096);
+        assert_int_equal(hdr.cmd, VFIO_USER_DMA_WRITE);
+        assert_int_equal(hdr.msg_size, 32 + 4096);
+        memcpy(&u64, buf + 8, 8);
+        assert_int_equal(u64, 4096);
+        assert_memory_equal(buf + 16, f->data, 4096);
+        rh = hdr;
+        rh.flags.type = VFIO_USER_F_TYPE_REPLY;
+        rh.msg_size = (uint32_t)(sizeof(rh) + echo[form]);
+        send_raw(vfu_client_fd(f->c), &rh, buf, echo[form], NULL, 0);
+        assert_int_equal(result(f), 0);
+    }
     stop(f);
 }
 
@@ -566,6 +626,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_split),
         cmocka_unit_test(test_write),
+        cmocka_unit_test(test_wire_layout),
         cmocka_unit_test(test_requests_while_waiting),
         cmocka_unit_test(test_nested_transfer),
         cmocka_unit_test(test_quiesce_while_waiting),
