@@ -24,6 +24,15 @@
 /* How long we wait for the client to answer one DMA message. */
 #define DMA_REPLY_TIMEOUT_MS 20000
 
+/*
+ * Most bytes one DMA_READ asks for. QEMU (11.1) sends each message with one
+ * non-blocking write and takes a short write for a whole one, so a reply
+ * longer than its socket accepts at once is cut and the stream is lost.
+ * Linux takes up to about half the send buffer in one go (~104 KiB by
+ * default), whatever max_data_xfer_size the client offered.
+ */
+#define DMA_READ_MAX        (64 * 1024)
+
 static int64_t
 now_ms(void)
 {
@@ -252,9 +261,9 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
 
 /*
  * Reads or writes @len bytes of client memory at @addr by message, split
- * at the smaller of the client's and our transfer limits. Each piece is
- * checked against the DMA map first: a request served while we waited may
- * have unmapped it.
+ * at the smaller of the client's and our transfer limits, reads also at
+ * DMA_READ_MAX. Each piece is checked against the DMA map first: a request
+ * served while we waited may have unmapped it.
  */
 static int
 dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
@@ -264,6 +273,9 @@ dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
 
     if (limit > SERVER_MAX_DATA_XFER) {
         limit = SERVER_MAX_DATA_XFER;
+    }
+    if (!is_write && limit > DMA_READ_MAX) {
+        limit = DMA_READ_MAX;
     }
     while (len > 0) {
         uint32_t n = (uint32_t)(len < limit ? len : limit);
