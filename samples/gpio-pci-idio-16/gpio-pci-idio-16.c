@@ -15,18 +15,20 @@
  * The inputs are wired to the outputs here (input n reads output n), so a
  * client sees its writes take effect. While interrupts are enabled a change
  * of inputs 0-7 or 8-15 sets bit 0 or 1 of the status and bit 2 (pending),
- * until the client clears them; raising INTx comes with the library's
- * interrupt support. Other offsets read 0 and ignore writes.
+ * until the client clears them, and raises INTx when the status becomes
+ * pending. Other offsets read 0 and ignore writes.
  *
- *   vfu-gpio-pci-idio-16 [-v] SOCKET
+ *   vfu-gpio-pci-idio-16 [-v] [-l] SOCKET
  *
- * Serves one client and exits when it leaves.
+ * Serves one client and exits when it leaves; with -l it serves one client
+ * after another until killed. -v logs every change of the outputs.
  */
 #include <err.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libvfio-user.h"
 
@@ -64,11 +66,23 @@ log_to_stderr(vfu_ctx_t *ctx, int level, const char *msg)
 
 /* Inputs follow outputs: latch a status bit for a bank that changed. */
 static void
-set_outputs(unsigned bank, uint8_t val)
+set_outputs(vfu_ctx_t *ctx, unsigned bank, uint8_t val)
 {
+    vfu_log(ctx, LOG_DEBUG, "outputs %s = %#04x", bank == 0 ? "0-7" : "8-15",
+            val);
     if (card.out[bank] != val && card.irq_enabled) {
+        bool was_pending = card.irq_status & STATUS_PENDING;
+
         card.irq_status |= (bank == 0 ? STATUS_BANK0 : STATUS_BANK1) |
                            STATUS_PENDING;
+        if (!was_pending) {
+            /* ENOENT: the client set no eventfd for INTx */
+            if (vfu_irq_trigger(ctx, 0) < 0) {
+                vfu_log(ctx, LOG_DEBUG, "raise INTx: %s", strerror(errno));
+            } else {
+                vfu_log(ctx, LOG_DEBUG, "raise INTx");
+            }
+        }
     }
     card.out[bank] = val;
 }
@@ -102,10 +116,10 @@ reg_write(vfu_ctx_t *ctx, loff_t off, uint8_t val)
 {
     switch (off) {
     case REG_OUT0_7:
-        set_outputs(0, val);
+        set_outputs(ctx, 0, val);
         break;
     case REG_OUT8_15:
-        set_outputs(1, val);
+        set_outputs(ctx, 1, val);
         break;
     case REG_IN0_7:
         card.irq_status = 0;
@@ -140,8 +154,9 @@ bar2_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset,
 static int
 reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
 {
-    (void)type;
-    vfu_log(ctx, LOG_INFO, "reset");
+    vfu_log(ctx, LOG_INFO, "reset (%s)",
+            type == VFU_RESET_DEVICE ? "device" :
+            type == VFU_RESET_LOST_CONN ? "client left" : "function");
     memset(&card, 0, sizeof(card));
     return 0;
 }
@@ -150,12 +165,25 @@ int
 main(int argc, char *argv[])
 {
     int level = LOG_INFO;
+    bool loop = false;
     vfu_ctx_t *ctx;
+    int opt;
 
-    if (argc == 3 && strcmp(argv[1], "-v") == 0) {
-        level = LOG_DEBUG;
-    } else if (argc != 2) {
-        fprintf(stderr, "usage: %s [-v] SOCKET\n", argv[0]);
+    while ((opt = getopt(argc, argv, "vl")) != -1) {
+        switch (opt) {
+        case 'v':
+            level = LOG_DEBUG;
+            break;
+        case 'l':
+            loop = true;
+            break;
+        default:
+            goto usage;
+        }
+    }
+    if (optind != argc - 1) {
+usage:
+        fprintf(stderr, "usage: %s [-v] [-l] SOCKET\n", argv[0]);
         return 2;
     }
 
@@ -173,22 +201,25 @@ main(int argc, char *argv[])
     vfu_pci_set_class(ctx, 0xff, 0x00, 0x00);
     if (vfu_setup_region(ctx, VFU_PCI_DEV_BAR2_REGION_IDX, IDIO_BAR2_SIZE,
                          bar2_access, VFU_REGION_FLAG_RW, NULL, 0, -1, 0) < 0 ||
+        vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1) < 0 ||
         vfu_setup_device_reset_cb(ctx, reset) < 0 ||
         vfu_realize_ctx(ctx) < 0) {
         err(1, "device set-up");
     }
 
-    if (vfu_attach_ctx(ctx) < 0) {
-        err(1, "vfu_attach_ctx");
-    }
-    while (vfu_run_ctx(ctx) >= 0) {
-        ;
-    }
-    if (errno != ENOTCONN) {
-        warn("vfu_run_ctx");
-        vfu_destroy_ctx(ctx);
-        return 1;
-    }
+    do {
+        if (vfu_attach_ctx(ctx) < 0) {
+            err(1, "vfu_attach_ctx");
+        }
+        while (vfu_run_ctx(ctx) >= 0) {
+            ;
+        }
+        if (errno != ENOTCONN) {
+            warn("vfu_run_ctx");
+            vfu_destroy_ctx(ctx);
+            return 1;
+        }
+    } while (loop);
     vfu_destroy_ctx(ctx);
     return 0;
 }

@@ -3,7 +3,10 @@
  * bytes the client can read and write by message. It serves one client and
  * exits when that client leaves.
  *
- *   vfu-null [-v] SOCKET
+ *   vfu-null [-v] [-s USEC] SOCKET
+ *
+ * -v logs every access; -s makes each BAR0 write take USEC microseconds, a
+ * slow device that a client's posted writes queue up behind.
  */
 #include <err.h>
 #include <errno.h>
@@ -17,6 +20,7 @@
 #define BAR0_SIZE 4096
 
 static char bar0[BAR0_SIZE];
+static unsigned int write_delay_us;
 
 static void
 log_to_stderr(vfu_ctx_t *ctx, int level, const char *msg)
@@ -32,6 +36,9 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t offset,
 {
     if (is_write) {
         memcpy(bar0 + offset, buf, count);
+        if (write_delay_us > 0) {
+            usleep(write_delay_us);
+        }
     } else {
         memcpy(buf, bar0 + offset, count);
     }
@@ -54,11 +61,23 @@ main(int argc, char *argv[])
 {
     int level = LOG_INFO;
     vfu_ctx_t *ctx;
+    int opt;
 
-    if (argc == 3 && strcmp(argv[1], "-v") == 0) {
-        level = LOG_DEBUG;
-    } else if (argc != 2) {
-        fprintf(stderr, "usage: %s [-v] SOCKET\n", argv[0]);
+    while ((opt = getopt(argc, argv, "vs:")) != -1) {
+        switch (opt) {
+        case 'v':
+            level = LOG_DEBUG;
+            break;
+        case 's':
+            write_delay_us = (unsigned int)strtoul(optarg, NULL, 0);
+            break;
+        default:
+            goto usage;
+        }
+    }
+    if (optind != argc - 1) {
+usage:
+        fprintf(stderr, "usage: %s [-v] [-s USEC] SOCKET\n", argv[0]);
         return 2;
     }
 
