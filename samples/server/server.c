@@ -111,23 +111,32 @@ describe(vfu_ctx_t *ctx, struct dev *d, size_t first, uint64_t addr,
 /*
  * Raises the completion interrupt: INTx or MSI-X vector 0, whichever the
  * client uses. The MSI-X table is the device's, so with MSI-X enabled a
- * vector the guest masked there is not raised.
+ * vector the guest masked there is not raised. QEMU, though, keeps the
+ * table (masks included) to itself and never writes ours: an entry whose
+ * message address was never set is not the client's, and masks nothing.
  */
 static void
 raise_irq(vfu_ctx_t *ctx, struct dev *d)
 {
     vfu_pci_config_space_t *cfg = vfu_pci_get_config_space(ctx);
     uint16_t msgctl;
+    uint64_t addr;
     uint32_t ctrl;
 
     memcpy(&msgctl, cfg->raw + d->msix_off + PCI_MSIX_FLAGS, 2);
-    memcpy(&ctrl, d->bar1 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4);    /* vector 0 */
-    if ((msgctl & PCI_MSIX_FLAGS_ENABLE) &&
+    memcpy(&addr, d->bar1 + PCI_MSIX_ENTRY_LOWER_ADDR, 8);    /* vector 0 */
+    memcpy(&ctrl, d->bar1 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4);
+    if ((msgctl & PCI_MSIX_FLAGS_ENABLE) && addr != 0 &&
         (ctrl & PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
         return;
     }
-    if (vfu_irq_trigger(ctx, 0) < 0 && errno != ENOENT) {
-        vfu_log(ctx, LOG_ERR, "interrupt failed: %m");
+    if (vfu_irq_trigger(ctx, 0) < 0) {
+        if (errno != ENOENT) {
+            vfu_log(ctx, LOG_ERR, "interrupt failed: %m");
+        }
+    } else {
+        vfu_log(ctx, LOG_DEBUG, "completion interrupt raised (%s)",
+                (msgctl & PCI_MSIX_FLAGS_ENABLE) ? "MSI-X vector 0" : "INTx");
     }
 }
 
