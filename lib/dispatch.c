@@ -28,6 +28,23 @@ static handler_fn *const handlers[VFIO_USER_MAX] = {
     [VFIO_USER_MIG_DATA_WRITE]          = handle_mig_data_write,
 };
 
+/* For the debug log: -v on a sample shows every request by name. */
+static const char *const cmd_names[VFIO_USER_MAX] = {
+    [VFIO_USER_DMA_MAP]                 = "DMA_MAP",
+    [VFIO_USER_DMA_UNMAP]               = "DMA_UNMAP",
+    [VFIO_USER_DEVICE_GET_INFO]         = "DEVICE_GET_INFO",
+    [VFIO_USER_DEVICE_GET_REGION_INFO]  = "DEVICE_GET_REGION_INFO",
+    [VFIO_USER_DEVICE_GET_IRQ_INFO]     = "DEVICE_GET_IRQ_INFO",
+    [VFIO_USER_DEVICE_SET_IRQS]         = "DEVICE_SET_IRQS",
+    [VFIO_USER_REGION_READ]             = "REGION_READ",
+    [VFIO_USER_REGION_WRITE]            = "REGION_WRITE",
+    [VFIO_USER_DEVICE_RESET]            = "DEVICE_RESET",
+    [VFIO_USER_REGION_WRITE_MULTI]      = "REGION_WRITE_MULTI",
+    [VFIO_USER_DEVICE_FEATURE]          = "DEVICE_FEATURE",
+    [VFIO_USER_MIG_DATA_READ]           = "MIG_DATA_READ",
+    [VFIO_USER_MIG_DATA_WRITE]          = "MIG_DATA_WRITE",
+};
+
 /* Framing and header checks common to every command; 0 or -errno. */
 static int
 check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
@@ -107,6 +124,10 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
 
     ret = check_header(ctx, msg);
     if (ret == 0) {
+        vfu_log_debug(ctx, "msg%u: %s, %u bytes%s", msg->hdr.msg_id,
+                      cmd_names[msg->hdr.cmd] != NULL ?
+                      cmd_names[msg->hdr.cmd] : "?", msg->hdr.msg_size,
+                      msg->hdr.flags.no_reply ? ", no reply (posted)" : "");
         /* The handler may serve nested requests (a DMA wait): pin ours. */
         tran_rx_hold(&ctx->rx);
         ret = handlers[msg->hdr.cmd](ctx, msg, &reply);
