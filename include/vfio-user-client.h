@@ -209,13 +209,76 @@ vfu_client_request(vfu_client_t *client, uint16_t cmd, const void *req,
                    void *reply, size_t reply_cap, int *reply_fds,
                    size_t *nr_reply_fds);
 
-/* Messages sent, and recvmsg() calls that returned data, for benchmarks. */
+/*
+ * Messages sent, recvmsg() calls that returned data, and DMA_READ /
+ * DMA_WRITE requests of the server answered, for tests and benchmarks.
+ */
 struct vfu_client_stats {
     uint64_t requests;
     uint64_t recv_calls;
+    uint64_t dma_served;
 };
 void
 vfu_client_get_stats(vfu_client_t *client, struct vfu_client_stats *stats);
+
+/*
+ * DMA: memory the server may access.
+ *
+ * Registers [@iova, @iova + @size) with the server (DMA_MAP). With @fd >= 0
+ * the server maps @fd at @offset and uses the memory in place; with -1 it
+ * asks us by DMA_READ / DMA_WRITE messages, which this library answers
+ * from @vaddr, our own mapping of the memory (required without an fd,
+ * optional with one). @flags: VFIO_USER_F_DMA_REGION_READ and/or _WRITE,
+ * what the server may do. @vaddr must stay valid until the region is
+ * unmapped. Fails with EEXIST, without asking the server, when the range
+ * overlaps one we registered; with the server's errno when it refuses.
+ */
+int
+vfu_client_dma_map(vfu_client_t *client, uint64_t iova, uint64_t size, int fd,
+                   uint64_t offset, void *vaddr, uint32_t flags);
+
+/*
+ * Withdraws a region (DMA_UNMAP): @iova and @size must match one mapping
+ * exactly, or be 0 with VFIO_DMA_UNMAP_FLAG_ALL in @flags for all of them.
+ */
+int
+vfu_client_dma_unmap(vfu_client_t *client, uint64_t iova, uint64_t size,
+                     uint32_t flags);
+
+/*
+ * Server requests (DMA_READ / DMA_WRITE) are answered whenever this library
+ * receives, e.g. while waiting for a reply. A client with nothing to send
+ * calls this to serve them: it waits up to @timeout_ms (-1: no limit) for
+ * the first, serves it and whatever else has arrived, and returns how many
+ * it served (0 on timeout). Requests for memory we did not register, or
+ * without the access, or malformed, get an error reply: ENODEV (not
+ * registered), EPERM (no access), EFAULT (registered without @vaddr),
+ * E2BIG (more than our max_data_xfer_size), EINVAL (sizes do not add up,
+ * fds attached). Fails with EPROTO after serving when the server sent a
+ * reply or a command other than these, ENOTCONN when it closed.
+ */
+int
+vfu_client_serve(vfu_client_t *client, int timeout_ms);
+
+/*
+ * Dirty page logging (DEVICE_FEATURE DMA_LOGGING_*): start logging the
+ * server's writes to the @nr @ranges (none: everything mapped) at
+ * @page_size granularity (a hint; the server may choose larger pages);
+ * stop; and fetch-and-clear the pages written in [@iova, @iova + @length)
+ * as a bitmap with one bit per @page_size (any power of two) from @iova:
+ * ceil(length / page_size) bits, in 64-bit words, bits past the end 0.
+ */
+int
+vfu_client_dirty_start(vfu_client_t *client, uint64_t page_size,
+                       const struct vfio_user_device_feature_dma_logging_range *ranges,
+                       uint32_t nr);
+
+int
+vfu_client_dirty_stop(vfu_client_t *client);
+
+int
+vfu_client_dirty_report(vfu_client_t *client, uint64_t iova, uint64_t length,
+                        uint64_t page_size, uint64_t *bitmap);
 
 #ifdef __cplusplus
 }

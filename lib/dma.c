@@ -46,11 +46,15 @@ struct dma_region {
     size_t page_size;           /* of the mapping; 0 without one */
 };
 
-/* One mapped range in iova order. */
+/*
+ * One mapped range in iova order (its start in starts[]), with what a
+ * lookup needs so that it touches no slot.
+ */
 struct dma_ent {
-    uint64_t iova;
     uint64_t end;               /* exclusive; never wraps (DMA_MAP checks) */
+    uint64_t gen;
     uint32_t slot;
+    uint32_t prot;
 };
 
 struct dma_table {
@@ -61,7 +65,8 @@ struct dma_table {
     uint32_t nr_slots;          /* slots ever used (free ones included) */
     uint32_t cap_slots;
     uint32_t free_head;         /* UINT32_MAX: none free */
-    struct dma_ent *ents;       /* sorted by iova, disjoint */
+    uint64_t *starts;           /* sorted, disjoint regions' starts... */
+    struct dma_ent *ents;       /* ...and the rest, apart: fewer cache lines */
     uint32_t nr_ents;
     uint32_t cap_ents;
     uint64_t next_gen;
@@ -97,7 +102,7 @@ ent_floor(const struct dma_table *t, uint64_t addr)
 
     while (lo <= hi) {
         long mid = lo + (hi - lo) / 2;
-        if (t->ents[mid].iova <= addr) {
+        if (t->starts[mid] <= addr) {
             found = mid;
             lo = mid + 1;
         } else {
@@ -128,7 +133,7 @@ prot_ok(uint32_t have, uint32_t want)
  */
 static long
 walk_range(const struct dma_table *t, uint64_t iova, uint64_t len,
-           struct dma_sg *sgl, size_t max, uint32_t prot)
+           dma_sg_t *sgl, size_t max, uint32_t prot)
 {
     long i, n = 0;
 
@@ -141,20 +146,20 @@ walk_range(const struct dma_table *t, uint64_t iova, uint64_t len,
     }
     for (;;) {
         const struct dma_ent *e = &t->ents[i];
-        const struct dma_region *r = &t->slots[e->slot];
         uint64_t chunk = e->end - iova;
 
-        if (!prot_ok(r->prot, prot)) {
+        if (!prot_ok(e->prot, prot)) {
             return -EACCES;
         }
         if (chunk > len) {
             chunk = len;
         }
         if ((size_t)n < max) {
-            sgl[n] = (struct dma_sg){
-                .iova = iova, .length = chunk, .gen = r->gen,
-                .offset = iova - r->iova, .slot = e->slot, .prot = prot,
+            struct dma_sg sg = {
+                .iova = iova, .length = chunk, .gen = e->gen,
+                .offset = iova - t->starts[i], .slot = e->slot, .prot = prot,
             };
+            memcpy((uint8_t *)sgl + (size_t)n * sizeof(sg), &sg, sizeof(sg));
         }
         n++;
         len -= chunk;
@@ -163,7 +168,7 @@ walk_range(const struct dma_table *t, uint64_t iova, uint64_t len,
         }
         iova += chunk;
         i++;
-        if ((uint32_t)i >= t->nr_ents || t->ents[i].iova != iova) {
+        if ((uint32_t)i >= t->nr_ents || t->starts[i] != iova) {
             return -ENOENT;     /* a hole */
         }
     }
@@ -187,17 +192,21 @@ sg_region(const vfu_ctx_t *ctx, const struct dma_sg *sg)
     return r;
 }
 
-static const struct dma_sg *
+/* Entry @i of a list; copied, as callers may keep lists in byte arrays. */
+static struct dma_sg
 sg_at(const dma_sg_t *sgl, size_t i)
 {
-    return &((const struct dma_sg *)sgl)[i];
+    struct dma_sg sg;
+    memcpy(&sg, (const uint8_t *)sgl + i * sizeof(sg), sizeof(sg));
+    return sg;
 }
 
 int
-dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova, size_t *len,
-              void **vaddr, bool is_write)
+dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *entry, uint64_t *iova,
+              size_t *len, void **vaddr, bool is_write)
 {
-    const struct dma_region *r = sg_region(ctx, sg);
+    struct dma_sg sg = sg_at(entry, 0);
+    const struct dma_region *r = sg_region(ctx, &sg);
 
     if (r == NULL) {
         return -ENOENT;
@@ -205,9 +214,9 @@ dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova, size_t *len,
     if (!prot_ok(r->prot, is_write ? PROT_WRITE : PROT_READ)) {
         return -EACCES;
     }
-    *iova = sg->iova;
-    *len = sg->length;
-    *vaddr = r->vaddr != NULL ? (uint8_t *)r->vaddr + sg->offset : NULL;
+    *iova = sg.iova;
+    *len = sg.length;
+    *vaddr = r->vaddr != NULL ? (uint8_t *)r->vaddr + sg.offset : NULL;
     return 0;
 }
 
@@ -240,8 +249,8 @@ vfu_addr_to_sgl(vfu_ctx_t *ctx, vfu_dma_addr_t dma_addr, size_t len,
         errno = EINVAL;
         return -1;
     }
-    n = walk_range(ctx->dma, (uintptr_t)dma_addr, len, (struct dma_sg *)sgl,
-                   max_nr_sgs, (uint32_t)prot);
+    n = walk_range(ctx->dma, (uintptr_t)dma_addr, len, sgl, max_nr_sgs,
+                   (uint32_t)prot);
     if (n < 0) {
         errno = (int)-n;
         return -1;
@@ -263,7 +272,8 @@ vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt,
     }
     /* All or nothing: check every entry before filling any iovec. */
     for (size_t i = 0; i < cnt; i++) {
-        const struct dma_region *r = sg_region(ctx, sg_at(sgl, i));
+        struct dma_sg sg = sg_at(sgl, i);
+        const struct dma_region *r = sg_region(ctx, &sg);
         if (r == NULL) {
             errno = ENOENT;
             return -1;
@@ -274,10 +284,10 @@ vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt,
         }
     }
     for (size_t i = 0; i < cnt; i++) {
-        const struct dma_sg *sg = sg_at(sgl, i);
-        const struct dma_region *r = sg_region(ctx, sg);
-        iov[i].iov_base = (uint8_t *)r->vaddr + sg->offset;
-        iov[i].iov_len = sg->length;
+        struct dma_sg sg = sg_at(sgl, i);
+        const struct dma_region *r = sg_region(ctx, &sg);
+        iov[i].iov_base = (uint8_t *)r->vaddr + sg.offset;
+        iov[i].iov_len = sg.length;
     }
     return 0;
 }
@@ -290,9 +300,9 @@ vfu_sgl_put(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt)
         return;
     }
     for (size_t i = 0; i < cnt; i++) {
-        const struct dma_sg *sg = sg_at(sgl, i);
-        if ((sg->prot & PROT_WRITE) && sg_region(ctx, sg) != NULL) {
-            dma_mark_dirty(ctx, sg->iova, sg->length);
+        struct dma_sg sg = sg_at(sgl, i);
+        if ((sg.prot & PROT_WRITE) && sg_region(ctx, &sg) != NULL) {
+            dma_mark_dirty(ctx, sg.iova, sg.length);
         }
     }
 }
@@ -304,9 +314,9 @@ vfu_sgl_mark_dirty(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt)
         return;
     }
     for (size_t i = 0; i < cnt; i++) {
-        const struct dma_sg *sg = sg_at(sgl, i);
-        if (sg_region(ctx, sg) != NULL) {
-            dma_mark_dirty(ctx, sg->iova, sg->length);
+        struct dma_sg sg = sg_at(sgl, i);
+        if (sg_region(ctx, &sg) != NULL) {
+            dma_mark_dirty(ctx, sg.iova, sg.length);
         }
     }
 }
@@ -314,12 +324,14 @@ vfu_sgl_mark_dirty(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt)
 VFU_EXPORT bool
 vfu_sg_is_mappable(vfu_ctx_t *ctx, dma_sg_t *sg)
 {
+    struct dma_sg entry;
     const struct dma_region *r;
 
     if (ctx == NULL || sg == NULL) {
         return false;
     }
-    r = sg_region(ctx, sg_at(sg, 0));
+    entry = sg_at(sg, 0);
+    r = sg_region(ctx, &entry);
     return r != NULL && r->vaddr != NULL;
 }
 
@@ -412,8 +424,7 @@ dma_log_start(vfu_ctx_t *ctx, uint64_t *page_size,
         ret = dirty_cover(t->log, sorted[i].iova, sorted[i].length);
     }
     for (uint32_t i = 0; t->log_all && i < t->nr_ents && ret == 0; i++) {
-        ret = dirty_cover(t->log, t->ents[i].iova,
-                          t->ents[i].end - t->ents[i].iova);
+        ret = dirty_cover(t->log, t->starts[i], t->ents[i].end - t->starts[i]);
     }
     free(sorted);
     if (ret < 0) {
@@ -553,10 +564,15 @@ dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
     if (t->nr_ents == t->cap_ents) {
         uint32_t cap = t->cap_ents == 0 ? 16 : t->cap_ents * 2;
         struct dma_ent *e = realloc(t->ents, cap * sizeof(*e));
-        if (e == NULL) {
+        uint64_t *st = e == NULL ? NULL
+                                 : realloc(t->starts, cap * sizeof(*st));
+        if (e != NULL) {
+            t->ents = e;
+        }
+        if (st == NULL) {
             return -ENOMEM;
         }
-        t->ents = e;
+        t->starts = st;
         t->cap_ents = cap;
     }
     if (t->log != NULL && t->log_all) {
@@ -594,8 +610,11 @@ dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
     pos = ent_floor(t, iova) + 1;
     memmove(&t->ents[pos + 1], &t->ents[pos],
             (t->nr_ents - (size_t)pos) * sizeof(*t->ents));
-    t->ents[pos] = (struct dma_ent){ .iova = iova, .end = iova + size,
-                                     .slot = slot };
+    memmove(&t->starts[pos + 1], &t->starts[pos],
+            (t->nr_ents - (size_t)pos) * sizeof(*t->starts));
+    t->starts[pos] = iova;
+    t->ents[pos] = (struct dma_ent){ .end = iova + size, .gen = r.gen,
+                                     .slot = slot, .prot = prot };
     t->nr_ents++;
     vfu_log_debug(ctx, "DMA map [%#" PRIx64 ", %#" PRIx64 ") prot %#x%s",
                   iova, iova + size, prot, r.vaddr ? " mapped" : "");
@@ -641,6 +660,8 @@ remove_ent(vfu_ctx_t *ctx, long i)
     t->free_head = slot;
     memmove(&t->ents[i], &t->ents[i + 1],
             (t->nr_ents - (size_t)i - 1) * sizeof(*t->ents));
+    memmove(&t->starts[i], &t->starts[i + 1],
+            (t->nr_ents - (size_t)i - 1) * sizeof(*t->starts));
     t->nr_ents--;
 }
 
@@ -649,7 +670,7 @@ dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size)
 {
     long i = ent_find(ctx->dma, iova);
 
-    if (i < 0 || ctx->dma->ents[i].iova != iova ||
+    if (i < 0 || ctx->dma->starts[i] != iova ||
         ctx->dma->ents[i].end - iova != size) {
         return -ENOENT;
     }
@@ -688,6 +709,7 @@ dma_free(vfu_ctx_t *ctx)
     dma_log_stop(ctx);
     free(ctx->dma->slots);
     free(ctx->dma->ents);
+    free(ctx->dma->starts);
     free(ctx->dma);
     ctx->dma = NULL;
 }
@@ -759,7 +781,7 @@ handle_dma_unmap(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
     }
     if (!(u.flags & VFIO_DMA_UNMAP_FLAG_ALL)) {
         i = ent_find(ctx->dma, u.addr);
-        if (i < 0 || ctx->dma->ents[i].iova != u.addr ||
+        if (i < 0 || ctx->dma->starts[i] != u.addr ||
             ctx->dma->ents[i].end - u.addr != u.size) {
             vfu_log_err(ctx, "DMA_UNMAP [%#" PRIx64 ", +%#" PRIx64
                         ") matches no mapping", u.addr, u.size);

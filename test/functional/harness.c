@@ -20,6 +20,74 @@ buf_access(uint8_t *mem, char *buf, size_t count, loff_t off, bool is_write)
     return (ssize_t)count;
 }
 
+/* The DMA engine's command; 0 or an errno. */
+static int
+dma_engine_run(vfu_ctx_t *ctx, struct test_dev *dev, uint32_t cmd)
+{
+    uint64_t src, dst, len;
+    uint8_t sgl[2][8 * 64];         /* room for 8 entries each */
+    struct iovec in[8], out[8];
+    int nin = 0, nout;
+
+    memcpy(&src, dev->bar0 + DMA_REG_SRC, 8);
+    memcpy(&dst, dev->bar0 + DMA_REG_DST, 8);
+    memcpy(&len, dev->bar0 + DMA_REG_LEN, 8);
+    if (dma_sg_size() > 64) {
+        return EOVERFLOW;
+    }
+    nout = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)dst, len,
+                           (dma_sg_t *)sgl[1], 8, PROT_WRITE);
+    if (nout < 0) {
+        return nout == -1 ? errno : ENOSPC;
+    }
+    if (cmd == DMA_CMD_MARK) {
+        vfu_sgl_mark_dirty(ctx, (dma_sg_t *)sgl[1], (size_t)nout);
+        return 0;
+    }
+    if (cmd != DMA_CMD_COPY && cmd != DMA_CMD_RW) {
+        return EINVAL;
+    }
+    nin = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)src, len,
+                          (dma_sg_t *)sgl[0], 8, PROT_READ);
+    if (nin < 0) {
+        return nin == -1 ? errno : ENOSPC;
+    }
+    if (cmd == DMA_CMD_RW) {
+        uint8_t *buf = len <= DMA_RW_MAX ? malloc(len) : NULL;
+        int err = 0;
+
+        if (buf == NULL) {
+            return ENOMEM;
+        }
+        if (vfu_sgl_read(ctx, (dma_sg_t *)sgl[0], (size_t)nin, buf) < 0 ||
+            vfu_sgl_write(ctx, (dma_sg_t *)sgl[1], (size_t)nout, buf) < 0) {
+            err = errno;
+        }
+        free(buf);
+        return err;
+    }
+    if (vfu_sgl_get(ctx, (dma_sg_t *)sgl[0], in, (size_t)nin, 0) < 0 ||
+        vfu_sgl_get(ctx, (dma_sg_t *)sgl[1], out, (size_t)nout, 0) < 0) {
+        return errno;
+    }
+    /* Gather from the source pieces into the destination pieces. */
+    for (int i = 0, j = 0; len > 0;) {
+        size_t n = in[i].iov_len < out[j].iov_len ? in[i].iov_len
+                                                  : out[j].iov_len;
+        memmove(out[j].iov_base, in[i].iov_base, n);
+        in[i].iov_base = (uint8_t *)in[i].iov_base + n;
+        in[i].iov_len -= n;
+        out[j].iov_base = (uint8_t *)out[j].iov_base + n;
+        out[j].iov_len -= n;
+        i += in[i].iov_len == 0;
+        j += out[j].iov_len == 0;
+        len -= n;
+    }
+    vfu_sgl_put(ctx, (dma_sg_t *)sgl[0], in, (size_t)nin);
+    vfu_sgl_put(ctx, (dma_sg_t *)sgl[1], out, (size_t)nout);
+    return 0;
+}
+
 static ssize_t
 bar0_cb(vfu_ctx_t *ctx, char *buf, size_t count, loff_t off, bool is_write)
 {
@@ -29,7 +97,14 @@ bar0_cb(vfu_ctx_t *ctx, char *buf, size_t count, loff_t off, bool is_write)
         return -1;
     }
     dev->nr_bar0_writes += is_write;
-    return buf_access(dev->bar0, buf, count, off, is_write);
+    buf_access(dev->bar0, buf, count, off, is_write);
+    if (dev->dma_engine && is_write && off == DMA_REG_CMD && count == 4) {
+        uint32_t cmd, result;
+        memcpy(&cmd, buf, 4);
+        result = (uint32_t)dma_engine_run(ctx, dev, cmd);
+        memcpy(dev->bar0 + DMA_REG_RESULT, &result, 4);
+    }
+    return (ssize_t)count;
 }
 
 static ssize_t
@@ -51,6 +126,25 @@ rom_cb(vfu_ctx_t *ctx, char *buf, size_t count, loff_t off, bool is_write)
 {
     struct test_dev *dev = vfu_get_private(ctx);
     return buf_access(dev->rom, buf, count, off, is_write);
+}
+
+static void
+dma_register_cb(vfu_ctx_t *ctx, vfu_dma_info_t *info)
+{
+    struct test_dev *dev = vfu_get_private(ctx);
+    dev->nr_dma_register++;
+    dev->last_dma_register = *info;
+}
+
+static void
+dma_unregister_cb(vfu_ctx_t *ctx, vfu_dma_info_t *info)
+{
+    struct test_dev *dev = vfu_get_private(ctx);
+    dev->nr_dma_unregister++;
+    dev->last_dma_unregister = *info;
+    /* The mapping must still be there. */
+    dev->dma_unregister_peek = info->vaddr != NULL ?
+                               *(volatile uint8_t *)info->vaddr : -1;
 }
 
 static int
@@ -132,6 +226,8 @@ dev_start(int max_clients)
                           rom_cb, VFU_REGION_FLAG_READ, NULL, 0, -1, 0) == 0,
          "ROM");
     must(vfu_setup_device_reset_cb(dev->ctx, reset_cb) == 0, "reset cb");
+    must(vfu_setup_device_dma(dev->ctx, dma_register_cb, dma_unregister_cb) == 0,
+         "DMA callbacks");
     must(vfu_realize_ctx(dev->ctx) == 0, "vfu_realize_ctx");
     must(pthread_create(&dev->thread, NULL, serve, dev) == 0, "pthread");
     dev->thread_running = true;

@@ -11,6 +11,12 @@
  *   BAR4  2 MiB memory, callback into dev.bar4 (big transfers)
  *   ROM   4 KiB, read-only, callback
  *   CFG   256 B conventional config space, ids 0x1af4:0x10f0
+ *
+ * DMA: the device sets DMA callbacks that count and keep what they saw
+ * (the unregister callback also reads the first byte of a mapped region,
+ * which must still be there). With dev.dma_engine set, BAR0's last bytes
+ * are the registers of a copy engine (test_dma.c): write SRC, DST and LEN,
+ * then a DMA_CMD_* to CMD; RESULT reads 0 or the errno of that command.
  */
 #ifndef VFU_TEST_HARNESS_H
 #define VFU_TEST_HARNESS_H
@@ -31,6 +37,24 @@
 #define BAR4_SIZE   (2 << 20)
 #define ROM_SIZE    4096
 
+#define DMA_REG_SRC     0xf00   /* u64 source DMA address */
+#define DMA_REG_DST     0xf08   /* u64 destination DMA address */
+#define DMA_REG_LEN     0xf10   /* u64 bytes */
+#define DMA_REG_CMD     0xf18   /* u32: writing a DMA_CMD_* runs it */
+#define DMA_REG_RESULT  0xf1c   /* u32: 0 or the errno of the last command */
+#define DMA_RW_MAX      (8u << 20)  /* most bytes DMA_CMD_RW moves */
+enum {
+    /* LEN bytes SRC -> DST in place: vfu_sgl_get() both, memcpy, put. */
+    DMA_CMD_COPY = 1,
+    /* Record [DST, DST + LEN) as written: vfu_sgl_mark_dirty(). */
+    DMA_CMD_MARK = 2,
+    /*
+     * LEN bytes SRC -> DST through a buffer with vfu_sgl_read() and
+     * vfu_sgl_write(): by message where the client gave no fd.
+     */
+    DMA_CMD_RW = 3,
+};
+
 struct test_dev {
     char dir[64];
     char sock[96];
@@ -50,6 +74,13 @@ struct test_dev {
     int nr_attaches;
     int max_clients;                /* serve this many clients, then stop */
     int fail_bar0_errno;            /* BAR0 callback fails with this if set */
+    /* DMA, as the callbacks saw it. */
+    int nr_dma_register;
+    int nr_dma_unregister;
+    vfu_dma_info_t last_dma_register;
+    vfu_dma_info_t last_dma_unregister;
+    int dma_unregister_peek;        /* first byte of the region, or -1 */
+    bool dma_engine;                /* BAR0 DMA_REG_* drive the engine */
 };
 
 /* Creates the device and starts serving @max_clients clients in a thread. */
