@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -148,11 +149,83 @@ test_move(void **state)
     rmdir(dir);
 }
 
+/*
+ * The move with guest memory: A and B share one memfd as guest RAM. A
+ * copies with dirty logging on (the report marks exactly the pages it
+ * wrote); after the move B, with the registers A had, writes the same
+ * place in guest memory when rung.
+ */
+static void
+test_move_with_guest_memory(void **state)
+{
+    char dir[] = "/tmp/vfu-smig.XXXXXX";
+    struct proc a = { 0 }, b = { 0 };
+    struct vfu_client_migrate_opts opts = { .max_precopy_rounds = 1 };
+    struct vfu_client_migrate_stats st;
+    const uint64_t iova = 0x100000, size = 1 << 20;
+    uint64_t src = iova, dst = iova + size / 2, bitmap[4] = { 0 };
+    uint32_t len = 3 * 4096 + 100, one = 1;
+    int memfd = memfd_create("guest", MFD_CLOEXEC);
+    uint8_t *mem;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(ftruncate(memfd, (off_t)size), 0);
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    assert_true(mem != MAP_FAILED);
+    for (uint32_t i = 0; i < len; i++) {
+        mem[i] = (uint8_t)(i * 7 + 1);
+    }
+    start(&a, dir, "a");
+    start(&b, dir, "b");
+    const uint32_t rw = VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE;
+    assert_int_equal(vfu_client_dma_map(a.c, iova, size, memfd, 0, mem, rw), 0);
+    assert_int_equal(vfu_client_dma_map(b.c, iova, size, memfd, 0, mem, rw), 0);
+
+    /* A copies, logged. */
+    struct vfio_user_device_feature_dma_logging_range range = {
+        .iova = iova, .length = size };
+    assert_int_equal(vfu_client_dirty_start(a.c, 4096, &range, 1), 0);
+    wr(&a, BAR0, 0x00, &src, 8);
+    wr(&a, BAR0, 0x08, &dst, 8);
+    wr(&a, BAR0, 0x10, &len, 4);
+    wr(&a, BAR0, 0x14, &one, 4);
+    assert_int_equal(rd32(&a, BAR0, 0x18), 1);
+    assert_memory_equal(mem + size / 2, mem, len);
+    assert_int_equal(vfu_client_dirty_report(a.c, iova, size, 16 * 4096,
+                                             bitmap), 0);
+    /* 64-KiB report pages: only the one holding dst (page 8) is dirty. */
+    assert_int_equal(bitmap[0], 1ull << 8);
+    assert_int_equal(vfu_client_dirty_stop(a.c), 0);
+
+    /* New source bytes, a clean destination, then the move. */
+    for (uint32_t i = 0; i < len; i++) {
+        mem[i] = (uint8_t)(i * 13 + 5);
+    }
+    memset(mem + size / 2, 0, len);
+    assert_int_equal(vfu_client_migrate(a.c, b.c, &opts, &st), 0);
+
+    /* B rings with A's registers: the same copy into guest memory. */
+    wr(&b, BAR0, 0x18, &one, 4);
+    wr(&b, BAR0, 0x14, &one, 4);
+    assert_int_equal(rd32(&b, BAR0, 0x18), 1);
+    assert_int_equal(rd32(&b, BAR0, 0x1c), 2);  /* A's copy, then B's */
+    assert_memory_equal(mem + size / 2, mem, len);
+    assert_int_equal(mem[size / 2 + len], 0);
+
+    stop(&a);
+    stop(&b);
+    munmap(mem, size);
+    close(memfd);
+    rmdir(dir);
+}
+
 int
 main(int argc, char *argv[])
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_move),
+        cmocka_unit_test(test_move_with_guest_memory),
     };
 
     if (argc != 2) {
