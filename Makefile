@@ -44,6 +44,7 @@ test-asan: deps
 
 bench: build
 	$(BUILD)/bench/vfu-bench
+	$(BUILD)/bench/vfu-bench-migration
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
