@@ -2,9 +2,9 @@
  * client.c owns the client library (include/vfio-user-client.h): connecting
  * to a device server, VERSION negotiation, the synchronous request/reply
  * exchange, the typed wrappers for device info, region info, region
- * access, reset, DMA map/unmap and dirty logging, and serving the server's
- * DMA_READ / DMA_WRITE requests from the memory registered with
- * vfu_client_dma_map(). Framing comes from tran.c, capability JSON from
+ * access and reset, and the raw calls. DMA and dirty logging are in
+ * client_dma.c, interrupts in client_irq.c, migration in
+ * client_migration.c. Framing comes from tran.c, capability JSON from
  * negotiate.c.
  *
  * Receive buffer: it starts at VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE plus
@@ -28,68 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vfio-user-client.h"
-#include "common.h"
-#include "negotiate.h"
-#include "tran.h"
-
-#define HDR_SIZE            sizeof(struct vfio_user_header)
-#define CLIENT_RX_SLACK     (64 * 1024)
-#define CLIENT_RX_INITIAL   (VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE + \
-                             CLIENT_RX_SLACK)
-#define CLIENT_RX_MAX       ((size_t)VFU_CAPS_MAX_DATA_XFER + CLIENT_RX_SLACK)
-
-/*
- * Reads at least this big are received straight into the caller's buffer.
- * Below it, receiving into our buffer and copying out measured faster
- * (bench/: 64 KiB reads 1.0x raw buffered, 0.7x direct; 1 MiB reads 0.83x
- * buffered, 0.97x direct; see docs/performance.md).
- */
-#define DIRECT_READ_MIN     (256u * 1024)
-
-/* Region info: what we offer first, and how often we re-ask. */
-#define REGION_INFO_FIRST   4096u
-#define REGION_INFO_TRIES   3
-#define REGION_INFO_MAX     (1024u * 1024)
-
-/* Memory the server may access (vfu_client_dma_map()), in iova order. */
-struct client_dma {
-    uint64_t iova;
-    uint64_t end;               /* exclusive */
-    uint8_t *vaddr;             /* NULL: only the server's mapping */
-    uint32_t flags;             /* VFIO_USER_F_DMA_REGION_* */
-};
-
-/* DMA_READ data gathered without a copy from at most this many regions. */
-#define DMA_READ_IOV        7     /* + the head: TRAN_MAX_IOV */
-
-struct vfu_client {
-    int fd;
-    struct tran_rx rx;
-    uint16_t next_id;
-    struct vfu_client_server_info info;
-    uint64_t requests;          /* commands sent */
-    uint64_t max_xfer;          /* the max_data_xfer_size we announced */
-    uint64_t dma_served;        /* DMA_READ / DMA_WRITE requests answered */
-    struct client_dma *dma;
-    size_t nr_dma;
-    size_t cap_dma;
-};
-
-static struct iovec
-iov_of(const void *base, size_t len)
-{
-    return (struct iovec){ .iov_base = (void *)(uintptr_t)base,
-                           .iov_len = len };
-}
-
-/* Returns -1 with errno = @neg_errno (a negative errno). */
-static int
-fail(int neg_errno)
-{
-    errno = -neg_errno;
-    return -1;
-}
+#include "client_private.h"
 
 /* --- Receiving --- */
 
@@ -98,7 +37,7 @@ fail(int neg_errno)
  * fit. tran_rx keeps offsets, not pointers, so a realloc() is safe at any
  * time between messages.
  */
-static int
+int
 rx_make_room(struct tran_rx *rx)
 {
     struct vfio_user_header hdr;
@@ -129,7 +68,7 @@ rx_make_room(struct tran_rx *rx)
  * Blocks until the next whole message is there. Returns 0 with @msg filled
  * (its fds are the caller's), or -errno: -ENOTCONN when the server closed.
  */
-static int
+int
 next_msg(struct vfu_client *c, struct tran_msg *msg)
 {
     for (;;) {
@@ -151,7 +90,7 @@ next_msg(struct vfu_client *c, struct tran_msg *msg)
  * Hands a message's fds to the caller: up to *nr into @fds (when both are
  * given), closing the rest; *nr becomes the number stored.
  */
-static void
+void
 give_fds(struct tran_msg *msg, int *fds, size_t *nr)
 {
     size_t cap = (fds != NULL && nr != NULL) ? *nr : 0;
@@ -171,171 +110,6 @@ give_fds(struct tran_msg *msg, int *fds, size_t *nr)
     }
 }
 
-/* --- Serving the server's DMA requests --- */
-
-/* Index of the last region starting at or below @addr, or -1. */
-static long
-dma_floor(const struct vfu_client *c, uint64_t addr)
-{
-    long lo = 0, hi = (long)c->nr_dma - 1, found = -1;
-
-    while (lo <= hi) {
-        long mid = lo + (hi - lo) / 2;
-        if (c->dma[mid].iova <= addr) {
-            found = mid;
-            lo = mid + 1;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    return found;
-}
-
-/*
- * Finds our memory for [addr, addr + count) with access @flag, over
- * adjacent regions: up to @max pieces in @iov, their number in *n. 0, or
- * the errno of the refusal: ENODEV where nothing is registered, EPERM
- * without the access, EFAULT where we registered no mapping of our own.
- */
-static int
-dma_find(const struct vfu_client *c, uint64_t addr, uint64_t count,
-         uint32_t flag, struct iovec *iov, size_t max, size_t *n)
-{
-    long i = dma_floor(c, addr);
-
-    *n = 0;
-    if (count - 1 > UINT64_MAX - addr) {
-        return ENODEV;
-    }
-    while (count > 0) {
-        const struct client_dma *d;
-        uint64_t len;
-
-        if (i < 0 || (size_t)i >= c->nr_dma || addr < c->dma[i].iova ||
-            addr >= c->dma[i].end) {
-            return ENODEV;
-        }
-        d = &c->dma[i];
-        if (!(d->flags & flag)) {
-            return EPERM;
-        }
-        if (d->vaddr == NULL) {
-            return EFAULT;
-        }
-        len = d->end - addr < count ? d->end - addr : count;
-        if (*n < max) {
-            iov[*n].iov_base = d->vaddr + (addr - d->iova);
-            iov[*n].iov_len = len;
-        }
-        (*n)++;
-        addr += len;
-        count -= len;
-        i++;
-    }
-    return 0;
-}
-
-/*
- * Checks a DMA_READ / DMA_WRITE request (address, count, data at 16: see
- * vfio-user.h) and does its copy; 0 or the errno for the error reply.
- * A DMA_READ's pieces are left in @iov (*n of them; *bounce when they
- * were more than DMA_READ_IOV).
- */
-static int
-dma_request(struct vfu_client *c, const struct tran_msg *msg,
-            struct vfio_user_dma_rw *rw, struct iovec *iov, size_t *n,
-            uint8_t **bounce)
-{
-    bool is_write = msg->hdr.cmd == VFIO_USER_DMA_WRITE;
-    uint32_t flag = is_write ? VFIO_USER_F_DMA_REGION_WRITE
-                             : VFIO_USER_F_DMA_REGION_READ;
-    struct iovec *pieces = iov;
-    int err;
-
-    if (msg->oversized) {
-        return E2BIG;           /* more than we take; its bytes are gone */
-    }
-    if (msg->nr_fds > 0 || msg->fds_lost || msg->len < sizeof(*rw)) {
-        return EINVAL;
-    }
-    memcpy(rw, msg->payload, sizeof(*rw));
-    if (rw->count > c->max_xfer) {
-        return E2BIG;
-    }
-    if (rw->count == 0 ||
-        msg->len != sizeof(*rw) + (is_write ? rw->count : 0)) {
-        return EINVAL;
-    }
-    err = dma_find(c, rw->addr, rw->count, flag, iov, DMA_READ_IOV, n);
-    if (err != 0) {
-        return err;
-    }
-    if (*n > DMA_READ_IOV) {
-        /* Many small regions: go through a buffer of our own. */
-        pieces = malloc(*n * sizeof(*pieces));
-        *bounce = is_write ? NULL : malloc(rw->count);
-        if (pieces == NULL || (!is_write && *bounce == NULL)) {
-            free(pieces);
-            return ENOMEM;
-        }
-        (void)dma_find(c, rw->addr, rw->count, flag, pieces, *n, n);
-    }
-    for (size_t i = 0, off = 0; i < *n; off += pieces[i].iov_len, i++) {
-        if (is_write) {
-            memcpy(pieces[i].iov_base, msg->payload + sizeof(*rw) + off,
-                   pieces[i].iov_len);
-        } else if (*bounce != NULL) {
-            memcpy(*bounce + off, pieces[i].iov_base, pieces[i].iov_len);
-        }
-    }
-    if (pieces != iov) {
-        free(pieces);
-    }
-    return 0;
-}
-
-/*
- * Serves a DMA_READ or DMA_WRITE from the server and answers it, as QEMU
- * (11.1) does: a DMA_READ with address, count and the data, a DMA_WRITE
- * with address and count, a refusal with an error reply. Takes the
- * message's fds.
- */
-static void
-serve_dma(struct vfu_client *c, struct tran_msg *msg)
-{
-    struct vfio_user_dma_rw rw = { 0 };
-    struct iovec iov[DMA_READ_IOV + 1], out[DMA_READ_IOV + 1];
-    struct vfio_user_header hdr;
-    uint8_t *bounce = NULL;
-    size_t n = 0, nout = 0;
-    int err;
-
-    err = dma_request(c, msg, &rw, iov, &n, &bounce);
-    tran_msg_close_fds(msg);
-    c->dma_served++;
-    if (msg->hdr.flags.no_reply) {
-        free(bounce);
-        return;
-    }
-    tran_hdr_init(&hdr, msg->hdr.msg_id, msg->hdr.cmd, VFIO_USER_F_TYPE_REPLY,
-                  false);
-    if (err != 0) {
-        hdr.flags.error = 1;
-        hdr.error_no = (uint32_t)err;
-    } else {
-        out[nout++] = iov_of(&rw, sizeof(rw));
-        if (msg->hdr.cmd == VFIO_USER_DMA_READ && bounce != NULL) {
-            out[nout++] = iov_of(bounce, rw.count);
-        } else if (msg->hdr.cmd == VFIO_USER_DMA_READ) {
-            for (size_t i = 0; i < n; i++) {
-                out[nout++] = iov[i];
-            }
-        }
-    }
-    (void)tran_send(c->fd, &hdr, out, nout, NULL, 0);
-    free(bounce);
-}
-
 /*
  * A message from the server that is not the reply we are waiting for.
  *
@@ -344,7 +118,7 @@ serve_dma(struct vfu_client *c, struct tran_msg *msg)
  * reply gets an error reply (so a server blocked on it does not hang) and,
  * like a stray reply, counts as a protocol fault.
  */
-static int
+int
 handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
 {
     if (!msg->malformed && msg->hdr.flags.type == VFIO_USER_F_TYPE_COMMAND &&
@@ -380,7 +154,7 @@ handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
  * awaited reply arrives, so that the next request is not answered by this
  * one's reply.
  */
-static int
+int
 wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
            struct tran_msg *reply)
 {
@@ -423,7 +197,7 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
 /* --- Sending --- */
 
 /* Sends a command; its msg_id is returned in *id. Returns 0 or -errno. */
-static int
+int
 send_cmd(struct vfu_client *c, uint16_t cmd, bool no_reply,
          const struct iovec *iov, size_t iovcnt, const int *fds,
          size_t nr_fds, uint16_t *id)
@@ -441,7 +215,7 @@ send_cmd(struct vfu_client *c, uint16_t cmd, bool no_reply,
 }
 
 /* Sends a command and waits for its reply (see wait_reply()). */
-static int
+int
 do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
            size_t iovcnt, const int *fds, size_t nr_fds,
            struct tran_msg *reply)
@@ -457,7 +231,7 @@ do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
  * @min payload bytes (else -EPROTO). With @posted the command carries
  * NO_REPLY and 1 is returned right after the send.
  */
-static int
+int
 typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
               const struct iovec *iov, size_t iovcnt, size_t min,
               struct tran_msg *reply)
@@ -848,116 +622,6 @@ vfu_client_reset(vfu_client_t *c)
     return ret < 0 ? fail(ret) : 0;
 }
 
-/* --- Interrupts: IRQ info, SET_IRQS, waiting on an eventfd --- */
-
-VFU_EXPORT int
-vfu_client_irq_info(vfu_client_t *c, uint32_t index,
-                    struct vfio_irq_info *info)
-{
-    struct vfio_irq_info req = { .argsz = sizeof(req), .index = index };
-    struct iovec iov = iov_of(&req, sizeof(req));
-    struct tran_msg reply;
-    int ret;
-
-    if (c == NULL || info == NULL) {
-        return fail(-EINVAL);
-    }
-    ret = typed_request(c, VFIO_USER_DEVICE_GET_IRQ_INFO, false, &iov, 1,
-                        sizeof(*info), &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    memcpy(info, reply.payload, sizeof(*info));
-    return 0;
-}
-
-/* One SET_IRQS message; @nr_fds is 0 or @count. */
-static int
-set_irqs_msg(struct vfu_client *c, uint32_t index, uint32_t flags,
-             uint32_t start, uint32_t count, const int *fds, size_t nr_fds,
-             const uint8_t *bools)
-{
-    struct vfio_irq_set req = {
-        .argsz = sizeof(req), .flags = flags, .index = index,
-        .start = start, .count = count,
-    };
-    struct iovec iov[2] = { iov_of(&req, sizeof(req)), iov_of(bools, 0) };
-    struct tran_msg reply;
-    int ret;
-
-    if (bools != NULL) {
-        req.argsz += count;
-        iov[1].iov_len = count;
-    }
-    ret = do_request(c, VFIO_USER_DEVICE_SET_IRQS, iov, bools != NULL ? 2 : 1,
-                     fds, nr_fds, &reply);
-    if (ret == 0) {
-        tran_msg_close_fds(&reply);
-    }
-    return ret;
-}
-
-VFU_EXPORT int
-vfu_client_set_irqs(vfu_client_t *c, uint32_t index, uint32_t flags,
-                    uint32_t start, uint32_t count, const int *fds,
-                    const uint8_t *bools)
-{
-    uint32_t max_fds, done, n;
-    int ret;
-
-    if (c == NULL) {
-        return fail(-EINVAL);
-    }
-    if ((flags & VFIO_IRQ_SET_DATA_BOOL) && bools == NULL && count > 0) {
-        return fail(-EINVAL);
-    }
-    if (!(flags & VFIO_IRQ_SET_DATA_EVENTFD) || count == 0) {
-        ret = set_irqs_msg(c, index, flags, start, count, NULL, 0,
-                           (flags & VFIO_IRQ_SET_DATA_BOOL) ? bools : NULL);
-        return ret < 0 ? fail(ret) : 0;
-    }
-    max_fds = c->info.max_msg_fds > 0 ? c->info.max_msg_fds : 1;
-    if (max_fds > TRAN_MAX_FDS) {
-        max_fds = TRAN_MAX_FDS;
-    }
-    /* Runs of eventfds (at most max_fds a message) and runs of -1. */
-    for (done = 0; done < count; done += n) {
-        bool assign = fds != NULL && fds[done] >= 0;
-
-        n = 1;
-        while (done + n < count &&
-               (assign ? n < max_fds && fds[done + n] >= 0
-                       : fds == NULL || fds[done + n] < 0)) {
-            n++;
-        }
-        ret = set_irqs_msg(c, index, flags, start + done, n,
-                           assign ? fds + done : NULL, assign ? n : 0, NULL);
-        if (ret < 0) {
-            return fail(ret);
-        }
-    }
-    return 0;
-}
-
-VFU_EXPORT int64_t
-vfu_client_wait_irq(int eventfd, int timeout_ms)
-{
-    struct pollfd pfd = { .fd = eventfd, .events = POLLIN };
-    uint64_t n;
-    int ret;
-
-    do {
-        ret = poll(&pfd, 1, timeout_ms);
-    } while (ret < 0 && errno == EINTR);
-    if (ret <= 0) {
-        return ret;
-    }
-    if (read(eventfd, &n, sizeof(n)) != (ssize_t)sizeof(n)) {
-        return errno == EAGAIN ? 0 : -1;
-    }
-    return n > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)n;
-}
-
 /* --- Raw access --- */
 
 VFU_EXPORT int
@@ -1044,251 +708,4 @@ vfu_client_request(vfu_client_t *c, uint16_t cmd, const void *req,
     }
     give_fds(&msg, reply_fds, nr_reply_fds);
     return (ssize_t)msg.len;
-}
-
-/* --- DMA --- */
-
-VFU_EXPORT int
-vfu_client_dma_map(vfu_client_t *c, uint64_t iova, uint64_t size, int fd,
-                   uint64_t offset, void *vaddr, uint32_t flags)
-{
-    const uint32_t rw = VFIO_USER_F_DMA_REGION_READ |
-                        VFIO_USER_F_DMA_REGION_WRITE;
-    struct vfio_user_dma_map req = {
-        .argsz = sizeof(req), .flags = flags, .offset = offset,
-        .addr = iova, .size = size,
-    };
-    struct iovec iov = iov_of(&req, sizeof(req));
-    struct tran_msg reply;
-    uint16_t id;
-    long i;
-    int ret;
-
-    if (c == NULL || fd < -1 || (fd < 0 && vaddr == NULL) ||
-        (flags & ~rw) || size == 0 || size - 1 > UINT64_MAX - iova) {
-        return fail(-EINVAL);
-    }
-    /* The server refuses overlaps too; we must not take one either. */
-    i = dma_floor(c, iova + (size - 1));
-    if (i >= 0 && c->dma[i].end > iova) {
-        return fail(-EEXIST);
-    }
-    if (c->nr_dma == c->cap_dma) {
-        size_t cap = c->cap_dma == 0 ? 16 : c->cap_dma * 2;
-        struct client_dma *d = realloc(c->dma, cap * sizeof(*d));
-        if (d == NULL) {
-            return fail(-ENOMEM);
-        }
-        c->dma = d;
-        c->cap_dma = cap;
-    }
-    ret = send_cmd(c, VFIO_USER_DMA_MAP, false, &iov, 1, &fd, fd >= 0, &id);
-    if (ret == 0) {
-        ret = wait_reply(c, id, VFIO_USER_DMA_MAP, &reply);
-    }
-    if (ret < 0) {
-        return fail(ret);
-    }
-    tran_msg_close_fds(&reply);
-    i = dma_floor(c, iova) + 1;
-    memmove(&c->dma[i + 1], &c->dma[i], (c->nr_dma - (size_t)i) * sizeof(*c->dma));
-    c->dma[i] = (struct client_dma){ .iova = iova, .end = iova + size,
-                                     .vaddr = vaddr, .flags = flags };
-    c->nr_dma++;
-    return 0;
-}
-
-VFU_EXPORT int
-vfu_client_dma_unmap(vfu_client_t *c, uint64_t iova, uint64_t size,
-                     uint32_t flags)
-{
-    struct vfio_user_dma_unmap req = {
-        .argsz = sizeof(req), .flags = flags, .addr = iova, .size = size,
-    };
-    struct iovec iov = iov_of(&req, sizeof(req));
-    struct vfio_user_dma_unmap echo;
-    struct tran_msg reply;
-    long i;
-    int ret;
-
-    if (c == NULL) {
-        return fail(-EINVAL);
-    }
-    ret = typed_request(c, VFIO_USER_DMA_UNMAP, false, &iov, 1, sizeof(echo),
-                        &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    memcpy(&echo, reply.payload, sizeof(echo));
-    if (reply.len != sizeof(echo) || echo.addr != iova || echo.size != size) {
-        return fail(-EPROTO);
-    }
-    if (flags & VFIO_DMA_UNMAP_FLAG_ALL) {
-        c->nr_dma = 0;
-        return 0;
-    }
-    i = dma_floor(c, iova);
-    if (i >= 0 && c->dma[i].iova == iova && c->dma[i].end - iova == size) {
-        memmove(&c->dma[i], &c->dma[i + 1],
-                (c->nr_dma - (size_t)i - 1) * sizeof(*c->dma));
-        c->nr_dma--;
-    }
-    return 0;
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-VFU_EXPORT int
-vfu_client_serve(vfu_client_t *c, int timeout_ms)
-{
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    int served = 0, fault = 0;
-
-    if (c == NULL) {
-        return fail(-EINVAL);
-    }
-    for (;;) {
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        struct tran_msg msg;
-        int ret, wait;
-
-        for (;;) {
-            ret = rx_make_room(&c->rx);
-            if (ret < 0) {
-                return fail(ret);
-            }
-            if (tran_rx_next(&c->rx, &msg) != 1) {
-                break;
-            }
-            if (msg.hdr.flags.type == VFIO_USER_F_TYPE_COMMAND &&
-                !msg.malformed) {
-                served++;
-            }
-            ret = handle_server_msg(c, &msg);   /* replies are stray here */
-            if (ret < 0 && fault == 0) {
-                fault = ret;
-            }
-        }
-        if (fault != 0) {
-            return fail(fault);
-        }
-        if (served > 0) {
-            return served;
-        }
-        wait = timeout_ms < 0 ? -1 : (int)(deadline - now_ms());
-        if (timeout_ms >= 0 && wait < 0) {
-            wait = 0;
-        }
-        ret = poll(&p, 1, wait);
-        if (ret < 0 && errno != EINTR) {
-            return -1;
-        }
-        if (ret == 0) {
-            return 0;
-        }
-        if (ret > 0) {
-            ssize_t n = tran_rx_fill(&c->rx, c->fd, true);
-            if (n < 0) {
-                return fail((int)n);
-            }
-        }
-    }
-}
-
-/* --- Dirty page logging (DEVICE_FEATURE) --- */
-
-typedef struct vfio_user_device_feature feature_t;
-
-VFU_EXPORT int
-vfu_client_dirty_start(vfu_client_t *c, uint64_t page_size,
-                       const struct vfio_user_device_feature_dma_logging_range *ranges,
-                       uint32_t nr)
-{
-    struct vfio_user_device_feature_dma_logging_control ctl = {
-        .page_size = page_size, .num_ranges = nr,
-    };
-    size_t len = sizeof(feature_t) + sizeof(ctl) + (size_t)nr * sizeof(*ranges);
-    feature_t f = {
-        .argsz = (uint32_t)len,
-        .flags = VFIO_DEVICE_FEATURE_DMA_LOGGING_START | VFIO_DEVICE_FEATURE_SET,
-    };
-    struct iovec iov[3] = {
-        iov_of(&f, sizeof(f)), iov_of(&ctl, sizeof(ctl)),
-        iov_of(ranges, (size_t)nr * sizeof(*ranges)),
-    };
-    struct tran_msg reply;
-    int ret;
-
-    if (c == NULL || (ranges == NULL && nr > 0) || len > UINT32_MAX) {
-        return fail(-EINVAL);
-    }
-    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, iov, 3, len, &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    return reply.len == len ? 0 : fail(-EPROTO);
-}
-
-VFU_EXPORT int
-vfu_client_dirty_stop(vfu_client_t *c)
-{
-    feature_t f = {
-        .argsz = sizeof(f),
-        .flags = VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP | VFIO_DEVICE_FEATURE_SET,
-    };
-    struct iovec iov = iov_of(&f, sizeof(f));
-    struct tran_msg reply;
-    int ret;
-
-    if (c == NULL) {
-        return fail(-EINVAL);
-    }
-    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, &iov, 1, sizeof(f),
-                        &reply);
-    return ret < 0 ? fail(ret) : 0;
-}
-
-VFU_EXPORT int
-vfu_client_dirty_report(vfu_client_t *c, uint64_t iova, uint64_t length,
-                        uint64_t page_size, uint64_t *bitmap)
-{
-    struct vfio_user_device_feature_dma_logging_report rep = {
-        .iova = iova, .length = length, .page_size = page_size,
-    };
-    const size_t head = sizeof(feature_t) + sizeof(rep);
-    feature_t f = {
-        .flags = VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT | VFIO_DEVICE_FEATURE_GET,
-    };
-    struct iovec iov[2] = { iov_of(&f, sizeof(f)), iov_of(&rep, sizeof(rep)) };
-    struct tran_msg reply;
-    uint64_t bytes;
-    feature_t out;
-    int ret;
-
-    if (c == NULL || bitmap == NULL || length == 0 || page_size == 0 ||
-        (page_size & (page_size - 1)) != 0) {
-        return fail(-EINVAL);
-    }
-    bytes = ((length - 1) / page_size + 1 + 63) / 64 * 8;
-    if (bytes > c->info.max_data_xfer_size || bytes > c->max_xfer) {
-        return fail(-E2BIG);
-    }
-    f.argsz = (uint32_t)(head + bytes);
-    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, iov, 2, head,
-                        &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    memcpy(&out, reply.payload, sizeof(out));
-    if (reply.len != head + bytes || out.argsz != head + bytes) {
-        return fail(-EPROTO);
-    }
-    memcpy(bitmap, reply.payload + head, bytes);
-    return 0;
 }
