@@ -1,27 +1,20 @@
 /*
  * Client library, live migration: the migration features of DEVICE_FEATURE,
  * MIG_DATA_READ / MIG_DATA_WRITE in pieces of the negotiated transfer size,
- * and vfu_client_migrate(), a whole move from one server to another. Built
- * on the public request call only.
+ * and vfu_client_migrate(), a whole move from one server to another. The
+ * data moves without extra copies: read replies land in the caller's buffer
+ * (tran_rx_direct()), writes go out as header and data in one sendmsg().
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "vfio-user-client.h"
-#include "common.h"
+#include "client_private.h"
 
 #define FEATURE_HDR     sizeof(struct vfio_user_device_feature)
 #define MIG_DATA_HDR    sizeof(struct vfio_user_mig_data)
 /* A migration round's buffer: what one copy step holds. */
 #define COPY_CHUNK      (1u << 20)
-
-static int
-fail(int err)
-{
-    errno = err;
-    return -1;
-}
 
 /* A feature GET of @len bytes of data into @out; 0 or -1 with errno. */
 static int
@@ -35,7 +28,7 @@ feature_get(vfu_client_t *c, uint32_t feature, void *out, size_t len)
     ssize_t n;
 
     if (c == NULL || out == NULL || len > 16) {
-        return fail(EINVAL);
+        return fail(-EINVAL);
     }
     n = vfu_client_request(c, VFIO_USER_DEVICE_FEATURE, &req, sizeof(req),
                            NULL, 0, reply, sizeof(reply), NULL, NULL);
@@ -43,7 +36,7 @@ feature_get(vfu_client_t *c, uint32_t feature, void *out, size_t len)
         return -1;
     }
     if ((size_t)n != FEATURE_HDR + len) {
-        return fail(EPROTO);
+        return fail(-EPROTO);
     }
     memcpy(out, reply + FEATURE_HDR, len);
     return 0;
@@ -63,7 +56,7 @@ vfu_client_mig_state_get(vfu_client_t *c, uint32_t *state)
 
     if (state == NULL || feature_get(c, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
                                      &st, sizeof(st)) < 0) {
-        return state == NULL ? fail(EINVAL) : -1;
+        return state == NULL ? fail(-EINVAL) : -1;
     }
     *state = st.device_state;
     return 0;
@@ -82,7 +75,7 @@ vfu_client_mig_state_set(vfu_client_t *c, uint32_t state)
     };
 
     if (c == NULL) {
-        return fail(EINVAL);
+        return fail(-EINVAL);
     }
     memcpy(req, &h, sizeof(h));
     memcpy(req + sizeof(h), &st, sizeof(st));
@@ -114,43 +107,65 @@ VFU_EXPORT ssize_t
 vfu_client_mig_read(vfu_client_t *c, void *buf, size_t count)
 {
     size_t chunk, done = 0;
-    uint8_t *reply;
 
     if (c == NULL || (buf == NULL && count > 0)) {
-        return fail(EINVAL);
+        return fail(-EINVAL);
     }
     chunk = chunk_of(c);
-    reply = malloc(MIG_DATA_HDR + (count < chunk ? count : chunk));
-    if (reply == NULL) {
-        return fail(ENOMEM);
-    }
     while (done < count) {
         size_t want = count - done < chunk ? count - done : chunk;
         struct vfio_user_mig_data req = {
             .argsz = (uint32_t)(MIG_DATA_HDR + want), .size = (uint32_t)want,
         };
+        struct iovec iov = iov_of(&req, sizeof(req));
+        struct vfio_user_header expect = {
+            .cmd = VFIO_USER_MIG_DATA_READ,
+            .msg_size = (uint32_t)(HDR_SIZE + MIG_DATA_HDR + want),
+        };
         struct vfio_user_mig_data rep;
-        ssize_t n;
+        struct tran_msg reply;
+        uint16_t id;
+        int ret;
 
-        n = vfu_client_request(c, VFIO_USER_MIG_DATA_READ, &req, sizeof(req),
-                               NULL, 0, reply, MIG_DATA_HDR + want, NULL, NULL);
-        if (n < 0) {
-            free(reply);
-            return -1;
+        ret = send_cmd(c, VFIO_USER_MIG_DATA_READ, false, &iov, 1, NULL, 0,
+                       &id);
+        if (ret < 0) {
+            return fail(ret);
         }
-        memcpy(&rep, reply, sizeof(rep));
-        if ((size_t)n < MIG_DATA_HDR || rep.size > want ||
-            (size_t)n != MIG_DATA_HDR + rep.size) {
-            free(reply);
-            return fail(EPROTO);
+        /* A full piece lands where the caller wants it. */
+        expect.msg_id = id;
+        ret = tran_rx_direct(&c->rx, c->fd, &expect, MIG_DATA_HDR,
+                             (uint8_t *)buf + done, &reply);
+        if (ret < 0) {
+            return fail(ret);
         }
-        memcpy((uint8_t *)buf + done, reply + MIG_DATA_HDR, rep.size);
+        if (ret == 1) {
+            memcpy(&rep, reply.payload, sizeof(rep));
+            if (rep.size != want) {
+                return fail(-EPROTO);
+            }
+            done += want;
+            continue;
+        }
+        /* Anything else (a short read at the end, an error) as usual. */
+        ret = wait_reply(c, id, VFIO_USER_MIG_DATA_READ, &reply);
+        if (ret < 0) {
+            return fail(ret);
+        }
+        tran_msg_close_fds(&reply);
+        if (reply.len < MIG_DATA_HDR) {
+            return fail(-EPROTO);
+        }
+        memcpy(&rep, reply.payload, sizeof(rep));
+        if (rep.size > want || reply.len != MIG_DATA_HDR + rep.size) {
+            return fail(-EPROTO);
+        }
+        memcpy((uint8_t *)buf + done, reply.payload + MIG_DATA_HDR, rep.size);
         done += rep.size;
         if (rep.size < want) {
             break;                  /* the end of the stream, for now */
         }
     }
-    free(reply);
     return (ssize_t)done;
 }
 
@@ -158,33 +173,30 @@ VFU_EXPORT int
 vfu_client_mig_write(vfu_client_t *c, const void *buf, size_t count)
 {
     size_t chunk, done = 0;
-    uint8_t *msg;
 
     if (c == NULL || (buf == NULL && count > 0)) {
-        return fail(EINVAL);
+        return fail(-EINVAL);
     }
     chunk = chunk_of(c);
-    msg = malloc(MIG_DATA_HDR + (count < chunk ? count : chunk));
-    if (msg == NULL) {
-        return fail(ENOMEM);
-    }
     do {
         size_t n = count - done < chunk ? count - done : chunk;
         struct vfio_user_mig_data req = {
             .argsz = MIG_DATA_HDR, .size = (uint32_t)n,
         };
+        struct iovec iov[2] = {
+            iov_of(&req, sizeof(req)),
+            iov_of((const uint8_t *)buf + done, n),
+        };
+        struct tran_msg reply;
+        int ret = do_request(c, VFIO_USER_MIG_DATA_WRITE, iov, 2, NULL, 0,
+                             &reply);
 
-        memcpy(msg, &req, sizeof(req));
-        memcpy(msg + MIG_DATA_HDR, (const uint8_t *)buf + done, n);
-        if (vfu_client_request(c, VFIO_USER_MIG_DATA_WRITE, msg,
-                               MIG_DATA_HDR + n, NULL, 0, NULL, 0, NULL,
-                               NULL) < 0) {
-            free(msg);
-            return -1;
+        if (ret < 0) {
+            return fail(ret);
         }
+        tran_msg_close_fds(&reply);
         done += n;
     } while (done < count);
-    free(msg);
     return 0;
 }
 
@@ -218,14 +230,14 @@ vfu_client_migrate(vfu_client_t *src, vfu_client_t *dst,
     int ret = -1;
 
     if (src == NULL || dst == NULL || src == dst) {
-        return fail(EINVAL);
+        return fail(-EINVAL);
     }
     if (opts == NULL) {
         opts = &none;
     }
     buf = malloc(COPY_CHUNK);
     if (buf == NULL) {
-        return fail(ENOMEM);
+        return fail(-ENOMEM);
     }
     if (vfu_client_mig_state_set(dst, VFIO_DEVICE_STATE_RESUMING) < 0) {
         goto out;
