@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 DEPS       := meson ninja-build pkg-config libjson-c-dev libcmocka-dev pciutils
 
-.PHONY: all deps build demo test test-asan bench clean
+.PHONY: all deps build demo test test-asan test-interop bench clean
 
 all: build
 
@@ -41,6 +41,13 @@ test-asan: deps
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ./test/run.sh $(ASAN_BUILD)
+
+# Our samples under QEMU's vfio-user client with a Linux guest (test/interop):
+# the first run downloads QEMU and a guest kernel into $VFU_INTEROP_DIR
+# (default /var/tmp/vfu-interop), later runs reuse them.
+test-interop: build
+	./test/interop/setup.sh
+	./test/run.sh $(BUILD) --suite interop
 
 bench: build
 	$(BUILD)/bench/vfu-bench
