@@ -263,7 +263,9 @@ vfu_setup_irq_state_callback(vfu_ctx_t *vfu_ctx, enum vfu_dev_irq_type type,
  * enabled, an MSI-X vector while MSI-X is disabled or function-masked, and
  * either while the client masked it; a pending interrupt is signalled
  * when that ends. The MSI-X table (and its per-vector mask bits) is the
- * device's: check a vector's mask before raising it. See docs/irq.md.
+ * device's: check a vector's mask before raising it, unless the client
+ * never programmed that entry (QEMU keeps the table to itself and masks
+ * for the device). See docs/irq.md.
  *
  * Returns 0 (signalled, or pending), or -1 with errno: EINVAL when
  * @subindex is not below the count of the enabled type (of any type when
