@@ -209,7 +209,7 @@ posted)
     # Writes to a memory BAR without mmap are posted (NO_REPLY); with the
     # device slowed down they pile up in QEMU, which then coalesces them
     # into REGION_WRITE_MULTI.
-    start_server "$NULL" -v -s 200
+    start_server "$NULL" -v -s 100
     check "QEMU ran the guest to power-off" boot "lab.dev=1234:0001 lab.test=posted lab.n=8"
     check "guest: BAR0 holds the last pattern written (posted PASS)" verdict posted
     check "server: posted REGION_WRITEs served without reply" server_has ': REGION_WRITE, .*no reply \(posted\)'
