@@ -128,10 +128,15 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
                       cmd_names[msg->hdr.cmd] != NULL ?
                       cmd_names[msg->hdr.cmd] : "?", msg->hdr.msg_size,
                       msg->hdr.flags.no_reply ? ", no reply (posted)" : "");
-        /* The handler may serve nested requests (a DMA wait): pin ours. */
-        tran_rx_hold(&ctx->rx);
+        /*
+         * The handler may serve nested requests (a DMA wait): pin ours. The
+         * nesting limit keeps holds well below TRAN_MAX_HOLDS.
+         */
+        bool held = tran_rx_hold(&ctx->rx) == 0;
         ret = handlers[msg->hdr.cmd](ctx, msg, &reply);
-        tran_rx_release(&ctx->rx);
+        if (held) {
+            tran_rx_release(&ctx->rx);
+        }
     }
     if (ret == HANDLER_PENDING) {
         ret = park_pending(ctx, msg);

@@ -74,40 +74,67 @@ tran_rx_pending(const struct tran_rx *rx)
     return rx->end > rx->start || rx->skip > 0;
 }
 
-void
+int
 tran_rx_hold(struct tran_rx *rx)
 {
-    rx->hold++;
+    if (rx->hold == TRAN_MAX_HOLDS) {
+        return -ENOBUFS;
+    }
+    rx->pins[rx->hold++] = rx->buf;
+    return 0;
+}
+
+static bool
+pinned(const struct tran_rx *rx, const uint8_t *buf)
+{
+    for (unsigned i = 0; i < rx->hold; i++) {
+        if (rx->pins[i] == buf) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void
 tran_rx_release(struct tran_rx *rx)
 {
-    if (rx->hold > 0 && --rx->hold == 0) {
-        for (size_t i = 0; i < rx->nr_retired; i++) {
-            free(rx->retired[i]);
+    uint8_t *buf;
+
+    if (rx->hold == 0) {
+        return;
+    }
+    buf = rx->pins[--rx->hold];
+    if (buf == rx->buf || pinned(rx, buf)) {
+        return;
+    }
+    /* A retired buffer nobody pins any more. */
+    for (size_t i = 0; i < rx->nr_retired; i++) {
+        if (rx->retired[i] == buf) {
+            free(buf);
+            rx->retired[i] = rx->retired[--rx->nr_retired];
+            return;
         }
-        rx->nr_retired = 0;
     }
 }
 
 /*
  * Makes room for the next receive by moving the unread bytes to the front.
- * While held, the bytes before them belong to messages being served, so
- * nothing moves until the buffer is full; then the unread bytes go to a new
- * buffer and the old one is kept until the last release.
+ * In a buffer a hold pins, the bytes before them belong to messages being
+ * served, so nothing moves until it is full; then the unread bytes go to a
+ * new buffer and the pinned one is retired until its hold is released.
  */
 static int
 compact(struct tran_rx *rx)
 {
     size_t i = 0;
     uint8_t *dst = rx->buf;
+    bool keep = pinned(rx, rx->buf);
 
-    if (rx->start == 0 || (rx->hold > 0 && rx->end < rx->cap)) {
+    if (rx->start == 0 || (keep && rx->end < rx->cap)) {
         return 0;
     }
-    if (rx->hold > 0) {
-        if (rx->nr_retired == TRAN_MAX_RETIRED ||
+    if (keep) {
+        if (rx->nr_retired == TRAN_MAX_HOLDS ||
             (dst = malloc(rx->cap)) == NULL) {
             return -ENOBUFS;
         }

@@ -18,8 +18,8 @@
 #define TRAN_MAX_FDS            16
 /* Most fd-carrying messages that can be in the receive buffer at once. */
 #define TRAN_MAX_FD_SETS        4
-/* Most buffers kept alive by nested holds (see tran_rx_hold()). */
-#define TRAN_MAX_RETIRED        8
+/* Most holds at once (see tran_rx_hold()): one per nested message served. */
+#define TRAN_MAX_HOLDS          16
 
 /* One received message; payload points into the receive buffer. */
 struct tran_msg {
@@ -57,12 +57,15 @@ struct tran_rx {
     size_t nr_fd_sets;
     uint64_t nr_recv;           /* recvmsg calls that returned data (stats) */
     /*
-     * While held, bytes already received never move: messages being served
-     * point into them. A receive that needs room then moves the unread bytes
-     * to a new buffer and keeps the old one until the last release.
+     * Each hold pins the buffer that was current when it was taken: a
+     * message being served points into it. A receive that needs room in a
+     * pinned buffer moves the unread bytes to a new one; the pinned buffer
+     * is kept (retired) until its hold is released. Buffers no hold pins
+     * are compacted in place as usual.
      */
     unsigned hold;
-    uint8_t *retired[TRAN_MAX_RETIRED];
+    uint8_t *pins[TRAN_MAX_HOLDS];
+    uint8_t *retired[TRAN_MAX_HOLDS];
     size_t nr_retired;
 };
 
@@ -74,9 +77,9 @@ void tran_rx_reset(struct tran_rx *rx);
 /*
  * Pins the bytes received so far (messages being served point into them)
  * until the matching release; receives in between go to a new buffer when
- * they need room.
+ * the pinned one is full. Returns 0, or -ENOBUFS when too many are held.
  */
-void tran_rx_hold(struct tran_rx *rx);
+int tran_rx_hold(struct tran_rx *rx);
 void tran_rx_release(struct tran_rx *rx);
 
 /* True when bytes of an unfinished message are buffered. */
