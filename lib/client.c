@@ -133,13 +133,7 @@ handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
     }
     if (msg->hdr.flags.type == VFIO_USER_F_TYPE_COMMAND &&
         !msg->hdr.flags.no_reply) {
-        struct vfio_user_header hdr;
-
-        tran_hdr_init(&hdr, msg->hdr.msg_id, msg->hdr.cmd,
-                      VFIO_USER_F_TYPE_REPLY, false);
-        hdr.flags.error = 1;
-        hdr.error_no = EOPNOTSUPP;
-        (void)tran_send(c->fd, &hdr, NULL, 0, NULL, 0);
+        (void)tran_send_error(c->fd, &msg->hdr, EOPNOTSUPP);
     }
     return -EPROTO;
 }

@@ -270,18 +270,10 @@ vfu_client_dma_unmap(vfu_client_t *c, uint64_t iova, uint64_t size,
     return 0;
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 VFU_EXPORT int
 vfu_client_serve(vfu_client_t *c, int timeout_ms)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = vfu_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int served = 0, fault = 0;
 
     if (c == NULL) {
@@ -315,7 +307,7 @@ vfu_client_serve(vfu_client_t *c, int timeout_ms)
         if (served > 0) {
             return served;
         }
-        wait = timeout_ms < 0 ? -1 : (int)(deadline - now_ms());
+        wait = timeout_ms < 0 ? -1 : (int)(deadline - vfu_now_ms());
         if (timeout_ms >= 0 && wait < 0) {
             wait = 0;
         }

@@ -149,10 +149,8 @@ ctx_disconnect(vfu_ctx_t *ctx)
     if (ctx->conn_fd < 0) {
         return;
     }
-    if (ctx->negotiated && ctx->reset_cb != NULL) {
-        if (ctx->reset_cb(ctx, VFU_RESET_LOST_CONN) < 0) {
-            vfu_log_warn(ctx, "reset callback failed on disconnect: %m");
-        }
+    if (ctx->negotiated) {
+        (void)device_call_reset(ctx, VFU_RESET_LOST_CONN);  /* logs failure */
     }
     dma_remove_all(ctx);    /* unregister callbacks, then unmap */
     if (ctx->quiesce_pending) {
@@ -191,19 +189,6 @@ static uint16_t
 min_u16(uint16_t a, uint16_t b)
 {
     return a < b ? a : b;
-}
-
-/* Sends an error reply for a message that cannot be served. */
-static void
-reply_error(vfu_ctx_t *ctx, const struct tran_msg *msg, int err)
-{
-    struct vfio_user_header hdr;
-
-    tran_hdr_init(&hdr, msg->hdr.msg_id, msg->hdr.cmd,
-                  VFIO_USER_F_TYPE_REPLY, false);
-    hdr.flags.error = 1;
-    hdr.error_no = (uint32_t)err;
-    (void)tran_send(ctx->conn_fd, &hdr, NULL, 0, NULL, 0);
 }
 
 /*
@@ -296,7 +281,7 @@ fail:
         close(twin[0]);
         close(twin[1]);
     }
-    reply_error(ctx, msg, -ret);
+    (void)tran_send_error(ctx->conn_fd, &msg->hdr, -ret);
     return ret;
 }
 

@@ -49,6 +49,21 @@ device_quiesce(vfu_ctx_t *ctx)
 }
 
 int
+device_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type)
+{
+    int err;
+
+    errno = 0;
+    if (ctx->reset_cb == NULL || ctx->reset_cb(ctx, type) >= 0) {
+        return 0;
+    }
+    err = errno != 0 ? errno : EIO;
+    vfu_log_err(ctx, "device reset (type %d) failed: %s", (int)type,
+                strerror(err));
+    return -err;
+}
+
+int
 handle_device_get_info(vfu_ctx_t *ctx, struct tran_msg *msg,
                        struct vfu_reply *reply)
 {
@@ -85,11 +100,9 @@ handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (ret != 0) {
         return ret;
     }
-    errno = 0;
-    if (ctx->reset_cb != NULL && ctx->reset_cb(ctx, VFU_RESET_DEVICE) < 0) {
-        int err = errno != 0 ? errno : EIO;
-        vfu_log_err(ctx, "DEVICE_RESET: device reset failed: %s", strerror(err));
-        return -err;
+    ret = device_call_reset(ctx, VFU_RESET_DEVICE);
+    if (ret < 0) {
+        return ret;
     }
     pci_reset(ctx);
     irq_reset(ctx);         /* the client sets its eventfds up again */

@@ -192,19 +192,11 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
         ctx->quiesced = true;       /* the handler finds the device quiet */
         ret = dispatch_msg(ctx, &msg);
     } else {
-        struct vfio_user_header hdr;
-
         vfu_log_err(ctx, "msg%u: device failed to quiesce: %s",
                     msg.hdr.msg_id, strerror(quiesce_errno));
         tran_msg_close_fds(&msg);
-        ret = 0;
-        if (!msg.hdr.flags.no_reply) {
-            tran_hdr_init(&hdr, msg.hdr.msg_id, msg.hdr.cmd,
-                          VFIO_USER_F_TYPE_REPLY, false);
-            hdr.flags.error = 1;
-            hdr.error_no = (uint32_t)quiesce_errno;
-            ret = tran_send(ctx->conn_fd, &hdr, NULL, 0, NULL, 0);
-        }
+        ret = msg.hdr.flags.no_reply ? 0 :
+              tran_send_error(ctx->conn_fd, &msg.hdr, quiesce_errno);
     }
     free(ctx->pending_data);
     ctx->pending_data = NULL;

@@ -33,14 +33,6 @@
  */
 #define DMA_READ_MAX        (64 * 1024)
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Keeps a copy of a client request to serve it from vfu_run_ctx() later. */
 static int
 set_aside(vfu_ctx_t *ctx, struct tran_msg *msg)
@@ -192,7 +184,7 @@ wait_reply(vfu_ctx_t *ctx, uint16_t id, uint16_t cmd, uint64_t addr,
            void *dst, uint32_t count)
 {
     bool twin = ctx->twin_fd >= 0;
-    int64_t deadline = now_ms() + DMA_REPLY_TIMEOUT_MS;
+    int64_t deadline = vfu_now_ms() + DMA_REPLY_TIMEOUT_MS;
     struct pollfd p[2] = {
         { .fd = ctx->conn_fd, .events = POLLIN },
         { .fd = ctx->twin_fd, .events = POLLIN },
@@ -211,7 +203,7 @@ wait_reply(vfu_ctx_t *ctx, uint16_t id, uint16_t cmd, uint64_t addr,
             return ret < 0 ? ret : result;
         }
 
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - vfu_now_ms());
         if (left <= 0) {
             vfu_log_err(ctx, "no reply to DMA msg%u in %d ms", id,
                         DMA_REPLY_TIMEOUT_MS);

@@ -458,12 +458,9 @@ pci_function_reset(vfu_ctx_t *ctx, vfu_reset_type_t type,
     if (ret != 0) {
         return ret;
     }
-    errno = 0;
-    if (ctx->reset_cb != NULL && ctx->reset_cb(ctx, type) < 0) {
-        int err = errno != 0 ? errno : EIO;
-        vfu_log_err(ctx, "function reset: device reset failed: %s",
-                    strerror(err));
-        return -err;
+    ret = device_call_reset(ctx, type);
+    if (ret < 0) {
+        return ret;
     }
     pci_reset_config(ctx, kind);
     return 0;

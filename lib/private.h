@@ -301,6 +301,8 @@ int handle_device_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
  * later, -errno when it failed.
  */
 int device_quiesce(vfu_ctx_t *ctx);
+/* Calls the device's reset callback (if any); 0, or -errno it failed with. */
+int device_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type);
 int handle_device_get_info(vfu_ctx_t *ctx, struct tran_msg *msg,
                            struct vfu_reply *reply);
 int handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,

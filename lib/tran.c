@@ -445,6 +445,17 @@ tran_hdr_init(struct vfio_user_header *hdr, uint16_t msg_id, uint16_t cmd,
     hdr->flags.no_reply = no_reply;
 }
 
+int
+tran_send_error(int sock, const struct vfio_user_header *req, int err)
+{
+    struct vfio_user_header hdr;
+
+    tran_hdr_init(&hdr, req->msg_id, req->cmd, VFIO_USER_F_TYPE_REPLY, false);
+    hdr.flags.error = 1;
+    hdr.error_no = (uint32_t)err;
+    return tran_send(sock, &hdr, NULL, 0, NULL, 0);
+}
+
 #define TRAN_MAX_IOV 8
 
 int

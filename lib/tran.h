@@ -125,6 +125,9 @@ void tran_msg_close_fds(struct tran_msg *msg);
 int tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
               size_t iovcnt, const int *fds, size_t nr_fds);
 
+/* Answers request @req with an error reply carrying @err; 0 or -errno. */
+int tran_send_error(int sock, const struct vfio_user_header *req, int err);
+
 /* Fills a command or reply header. */
 void tran_hdr_init(struct vfio_user_header *hdr, uint16_t msg_id, uint16_t cmd,
                    unsigned type, bool no_reply);
