@@ -167,6 +167,7 @@ ctx_disconnect(vfu_ctx_t *ctx)
     }
     ctx->deferred_tail = &ctx->deferred;
     ctx->nr_deferred = 0;
+    ctx->deferred_bytes = 0;
     if (ctx->twin_fd >= 0) {
         close(ctx->twin_fd);
         ctx->twin_fd = -1;

@@ -209,42 +209,44 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
 
 /*
  * Serves every complete message already buffered; -EBUSY when one now waits
- * for the device to quiesce, -ENOTCONN if the link broke.
+ * for the device to quiesce, -ENOTCONN if the link broke. Requests set
+ * aside during a DMA wait came before anything still buffered, so they go
+ * first, and are looked for again after each request served: its own DMA
+ * wait may have set some aside.
  */
 static int
 serve_buffered(vfu_ctx_t *ctx, int *handled)
 {
-    struct tran_msg msg;
-
-    /* Requests set aside during a DMA wait came first. */
-    while (!ctx->quiesce_pending && ctx->deferred != NULL) {
+    for (;;) {
         struct deferred_msg *d = ctx->deferred;
+        struct tran_msg msg;
         int ret;
 
-        ctx->deferred = d->next;
-        if (ctx->deferred == NULL) {
-            ctx->deferred_tail = &ctx->deferred;
+        if (ctx->quiesce_pending) {
+            return -EBUSY;
         }
-        ctx->nr_deferred--;
-        ret = dispatch_msg(ctx, &d->msg);
-        free(d);
+        if (d != NULL) {
+            ctx->deferred = d->next;
+            if (ctx->deferred == NULL) {
+                ctx->deferred_tail = &ctx->deferred;
+            }
+            ctx->nr_deferred--;
+            ctx->deferred_bytes -= d->msg.len;
+            ret = dispatch_msg(ctx, &d->msg);
+            free(d);
+        } else if (tran_rx_next(&ctx->rx, &msg) == 1) {
+            ret = dispatch_msg(ctx, &msg);
+        } else {
+            return 0;
+        }
         (*handled)++;
-        if (ret < 0) {
-            return ret;
+        if (ret == -EBUSY) {
+            return -EBUSY;
         }
-    }
-    while (!ctx->quiesce_pending && tran_rx_next(&ctx->rx, &msg) == 1) {
-        int ret = dispatch_msg(ctx, &msg);
-        (*handled)++;
-        if (ret < 0) {
-            return ret;
-        }
-        if (ctx->conn_broken) {
+        if (ret < 0 || ctx->conn_broken) {
             return -ENOTCONN;
         }
     }
-    /* A request served inside a DMA wait may be the one that waits. */
-    return ctx->quiesce_pending ? -EBUSY : 0;
 }
 
 VFU_EXPORT int

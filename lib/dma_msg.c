@@ -33,30 +33,56 @@
  */
 #define DMA_READ_MAX        (64 * 1024)
 
-/* Keeps a copy of a client request to serve it from vfu_run_ctx() later. */
+/*
+ * Keeps a copy of a client request to serve it from vfu_run_ctx() later.
+ * A request that failed framing has no payload (tran.h): only its header
+ * and flags are kept, and vfu_run_ctx() answers it with its error in turn.
+ * Returns 0, or -ENOBUFS / -ENOMEM when it cannot be held.
+ */
 static int
 set_aside(vfu_ctx_t *ctx, struct tran_msg *msg)
 {
+    size_t len = msg->malformed || msg->oversized ? 0 : msg->len;
     struct deferred_msg *d;
 
-    if (ctx->nr_deferred >= MAX_DEFERRED_MSGS) {
+    if (ctx->nr_deferred >= MAX_DEFERRED_MSGS ||
+        len > MAX_DEFERRED_BYTES - ctx->deferred_bytes) {
         return -ENOBUFS;
     }
-    d = malloc(sizeof(*d) + msg->len);
+    d = malloc(sizeof(*d) + len);
     if (d == NULL) {
         return -ENOMEM;
     }
     d->msg = *msg;
-    if (msg->len > 0) {
-        memcpy(d->data, msg->payload, msg->len);
+    d->msg.len = len;
+    d->msg.payload = len > 0 ? d->data : NULL;
+    if (len > 0) {
+        memcpy(d->data, msg->payload, len);
     }
-    d->msg.payload = d->data;
     d->next = NULL;
     msg->nr_fds = 0;                /* they travel with the copy */
     *ctx->deferred_tail = d;
     ctx->deferred_tail = &d->next;
     ctx->nr_deferred++;
+    ctx->deferred_bytes += len;
     return 0;
+}
+
+/*
+ * A request that can be neither served now nor held for later is answered
+ * at once with @err (out of order: a client matches replies by id), or
+ * dropped if it asked for no reply. Either way it is logged.
+ */
+static int
+refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
+{
+    vfu_log_err(ctx, "msg%u: cannot set aside while waiting for DMA: %s",
+                msg->hdr.msg_id, strerror(err));
+    tran_msg_close_fds(msg);
+    if (msg->hdr.flags.no_reply) {
+        return 0;
+    }
+    return tran_send_error(ctx->conn_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
 }
 
 /*
@@ -73,19 +99,13 @@ serve_nested(vfu_ctx_t *ctx, struct tran_msg *msg)
     if (ctx->quiesce_pending || ctx->nr_deferred > 0 ||
         depth >= MAX_NEST_DEPTH) {
         ret = set_aside(ctx, msg);
-        if (ret < 0) {
-            vfu_log_err(ctx, "msg%u: cannot set aside while waiting for DMA: %s",
-                        msg->hdr.msg_id, strerror(-ret));
-            tran_msg_close_fds(msg);
-        }
-        return ret;
+        return ret < 0 ? refuse_now(ctx, msg, -ret) : 0;
     }
     if (ctx->nested_reply_mem[depth - 1] == NULL &&
         posix_memalign(&ctx->nested_reply_mem[depth - 1], 4096,
                        REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
         ctx->nested_reply_mem[depth - 1] = NULL;
-        tran_msg_close_fds(msg);
-        return -ENOMEM;
+        return refuse_now(ctx, msg, ENOMEM);
     }
     ctx->reply_buf = (uint8_t *)ctx->nested_reply_mem[depth - 1] +
                      REPLY_BUF_OFFSET;
@@ -151,13 +171,13 @@ take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
     struct tran_msg msg;
 
     while (tran_rx_next(rx, &msg) == 1) {
-        bool reply = msg.hdr.flags.type == VFIO_USER_F_TYPE_REPLY &&
-                     !msg.malformed && !msg.oversized;
-
-        if (reply) {
+        if (msg.hdr.flags.type == VFIO_USER_F_TYPE_REPLY) {
             tran_msg_close_fds(&msg);
             if (replies_here && msg.hdr.msg_id == id && msg.hdr.cmd == cmd) {
-                *result = take_reply(ctx, &msg, addr, dst, count,
+                /* Ours, but without the bytes a reply needs: it failed. */
+                *result = msg.oversized ? -EMSGSIZE :
+                          msg.malformed ? -EPROTO :
+                          take_reply(ctx, &msg, addr, dst, count,
                                      cmd == VFIO_USER_DMA_WRITE);
                 return 1;
             }

@@ -41,9 +41,14 @@
 #include "negotiate.h"
 #include "tran.h"
 
-/* How many DMA-by-message waits may nest, and requests set aside meanwhile. */
+/*
+ * How many DMA-by-message waits may nest, and how many requests (and
+ * payload bytes in all) may be set aside meanwhile: what one context can be
+ * made to hold by a client that keeps sending while we wait.
+ */
 #define MAX_NEST_DEPTH          4
 #define MAX_DEFERRED_MSGS       1024
+#define MAX_DEFERRED_BYTES      (4u << 20)
 
 /* A client request set aside during a DMA wait, its payload copied. */
 struct deferred_msg {
@@ -168,6 +173,7 @@ struct vfu_ctx {
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
     struct deferred_msg **deferred_tail;
     size_t nr_deferred;
+    size_t deferred_bytes;          /* their payloads, in all */
     int twin_fd;                    /* -1 unless twin-socket mode */
     struct tran_rx twin_rx;
     bool conn_broken;               /* the link failed inside a DMA wait */

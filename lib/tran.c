@@ -407,8 +407,7 @@ tran_rx_next(struct tran_rx *rx, struct tran_msg *msg)
         rx->start += HDR_SIZE;
     } else if (size > rx->cap) {
         size_t drop = avail < size ? avail : size;
-        msg->oversized = true;
-        msg->len = size - HDR_SIZE;
+        msg->oversized = true;          /* no payload: see tran.h */
         rx->start += drop;
         rx->skip = size - drop;
     } else if (avail < size) {

@@ -33,7 +33,9 @@ struct tran_msg {
      * error. 'malformed' when msg_size is smaller than a header (the 16
      * header bytes are consumed as the message), 'oversized' when it exceeds
      * the receive buffer (its bytes are skipped as they arrive), 'fds_lost'
-     * when the kernel truncated its descriptors.
+     * when the kernel truncated its descriptors. A malformed or oversized
+     * message has no payload: payload is NULL and len 0, whatever its
+     * header's msg_size announced.
      */
     bool malformed;
     bool oversized;

@@ -686,6 +686,414 @@ test_long_run_in_one_request(void **state)
     stop(f);
 }
 
+/*
+ * --- Requests that fail framing while a DMA reply is awaited ---
+ *
+ * A short request (msg_size below a header), an oversized one (more than
+ * the server's receive buffer, body sent), one announcing gigabytes with
+ * nothing behind it, and a normal one arrive on the main socket while the
+ * server waits for its DMA reply, along each path a request can take then:
+ * served nested, set aside after a quiesce park, set aside behind another,
+ * set aside at the nesting limit. Each is answered with its error, in
+ * order, and the DMA still completes. Before the fix a set-aside oversized
+ * request was copied from a NULL payload with its announced length.
+ */
+enum req_kind { REQ_NORMAL, REQ_SHORT, REQ_OVERSIZED, REQ_HUGE, REQ_BIG_WRITE };
+
+#define OVERSIZED_LEN   (2u << 20)      /* beyond any receive buffer */
+#define BIG_WRITE_LEN   (1u << 20)      /* the largest valid REGION_WRITE */
+#define ERR_ANY         (-1)            /* an error reply, any errno */
+#define NO_DATA         (-2)            /* a success with no payload checked */
+
+struct sent { uint16_t id; int err; };
+
+/* Sends a request of @kind raw on the main socket; what its reply must be. */
+static struct sent
+send_kind(struct fx *f, enum req_kind kind)
+{
+    static uint16_t next_id = 0x7000;
+    static uint8_t body[OVERSIZED_LEN];
+    struct vfio_user_region_access rd = {
+        .offset = 0, .region = VFU_PCI_DEV_CFG_REGION_IDX, .count = 4 };
+    struct vfio_user_header h = { .msg_id = next_id++,
+                                  .cmd = VFIO_USER_REGION_READ };
+    struct sent s = { .id = h.msg_id, .err = 0 };
+    size_t len = 0;
+    int fd = vfu_client_fd(f->c);
+
+    switch (kind) {
+    case REQ_NORMAL:
+        h.msg_size = sizeof(h) + sizeof(rd);
+        send_raw(fd, &h, &rd, sizeof(rd), NULL, 0);
+        return s;
+    case REQ_SHORT:
+        h.msg_size = 8;
+        s.err = EINVAL;
+        break;
+    case REQ_OVERSIZED:
+        h.msg_size = sizeof(h) + OVERSIZED_LEN;
+        s.err = E2BIG;
+        len = OVERSIZED_LEN;
+        break;
+    case REQ_HUGE:
+        h.msg_size = 0xcb000000u;       /* 3.4 GB, never sent */
+        s.err = E2BIG;
+        break;
+    case REQ_BIG_WRITE:
+        /* Valid framing; BAR0 is too small for it, so served it fails. */
+        h.cmd = VFIO_USER_REGION_WRITE;
+        rd = (struct vfio_user_region_access){
+            .offset = 0, .region = VFU_PCI_DEV_BAR0_REGION_IDX,
+            .count = BIG_WRITE_LEN };
+        h.msg_size = sizeof(h) + sizeof(rd) + BIG_WRITE_LEN;
+        s.err = ERR_ANY;
+        send_raw(fd, &h, &rd, sizeof(rd), NULL, 0);
+        len = BIG_WRITE_LEN;
+        goto body;
+    }
+    send_raw(fd, &h, NULL, 0, NULL, 0);
+body:
+    /* The body in pieces, as the server drains the socket. */
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(fd, body + off, len - off, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+    return s;
+}
+
+/* The next reply on the main socket must be @s's. */
+static void
+expect_reply(struct fx *f, struct sent s)
+{
+    struct vfio_user_header rh;
+    uint8_t buf[sizeof(struct vfio_user_region_access) + 4] = { 0 };
+    uint32_t ids;
+    ssize_t n = vfu_client_recv(f->c, &rh, buf, sizeof(buf), NULL, NULL);
+
+    memcpy(&ids, buf + sizeof(struct vfio_user_region_access), sizeof(ids));
+
+    assert_true(n >= 0);
+    assert_int_equal(rh.msg_id, s.id);
+    assert_int_equal(rh.flags.type, VFIO_USER_F_TYPE_REPLY);
+    if (s.err == ERR_ANY) {
+        assert_true(rh.flags.error);
+        assert_int_not_equal(rh.error_no, ENOBUFS);
+    } else if (s.err != 0 && s.err != NO_DATA) {
+        assert_true(rh.flags.error);
+        assert_int_equal(rh.error_no, s.err);
+    } else {
+        assert_false(rh.flags.error);
+        if (s.err == 0) {
+            assert_int_equal(ids, 0x1af4 | (0x1234u << 16));
+        }
+    }
+}
+
+/* Nothing is waiting on the main socket. */
+static void
+expect_silence(struct fx *f)
+{
+    struct pollfd p = { .fd = vfu_client_fd(f->c), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 50), 0);
+}
+
+static void
+wait_transfers(struct fx *f, int n)
+{
+    for (int i = 0; i < 5000 && f->transfers < n; i++) {
+        usleep(1000);
+    }
+    assert_int_equal(f->transfers, n);
+    assert_int_equal(f->result, 0);
+}
+
+/* Negotiates a twin socket; returns its fd. */
+static int
+open_twin(struct fx *f)
+{
+    const char caps[] = "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}";
+    uint8_t ver[4 + sizeof(caps)] = { 0 };
+    char reply[512];
+    int fds[2];
+    size_t nr_fds = 2;
+    struct vfio_user_header hdr;
+    uint16_t id;
+
+    memcpy(ver + 4, caps, sizeof(caps));
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_VERSION, 0, ver,
+                                     sizeof(ver), NULL, 0, &id), 0);
+    assert_true(vfu_client_recv(f->c, &hdr, reply, sizeof(reply), fds,
+                                &nr_fds) > 4);
+    assert_false(hdr.flags.error);
+    assert_int_equal(nr_fds, 1);
+    return fds[0];
+}
+
+/* Parks an unmap for the quiesce (the device says EBUSY); its reply. */
+static struct sent
+park_unmap(struct fx *f)
+{
+    struct vfio_user_dma_unmap unmap = {
+        .argsz = sizeof(unmap), .addr = OTHER_IOVA, .size = 4096 };
+    struct sent s = { .err = NO_DATA };
+
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_DMA_UNMAP, 0, &unmap,
+                                     sizeof(unmap), NULL, 0, &s.id), 0);
+    return s;
+}
+
+/*
+ * Rings @depth doorbells, each served inside the previous one's DMA wait:
+ * the server ends up @depth waits deep. Their requests go to @hdr/@rw.
+ */
+static void
+nest(struct fx *f, int twin, int depth, struct vfio_user_header *hdr,
+     struct vfio_user_dma_rw *rw)
+{
+    for (int i = 0; i < depth; i++) {
+        ring(f, REG_DOORBELL, 1024u * (unsigned)(i + 1));
+        next_request(f, twin, &hdr[i], &rw[i], NULL, 0);
+    }
+}
+
+/* Answers the waits @nest made, innermost first. */
+static void
+unnest(struct fx *f, int twin, int depth, struct vfio_user_header *hdr,
+       struct vfio_user_dma_rw *rw)
+{
+    for (int i = depth - 1; i >= 0; i--) {
+        answer(f, twin, &hdr[i], &rw[i], 0);
+    }
+}
+
+static void
+check_alive(struct fx *f)
+{
+    uint32_t ids = 0;
+    assert_int_equal(vfu_client_region_read(f->c, VFU_PCI_DEV_CFG_REGION_IDX,
+                                            0, &ids, 4), 0);
+    assert_int_equal(ids, 0x1af4 | (0x1234u << 16));
+}
+
+/* Served nested: each is answered at once, in order; the DMA completes. */
+static void
+test_faulty_served_nested(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    for (enum req_kind k = REQ_NORMAL; k <= REQ_OVERSIZED; k++) {
+        expect_reply(f, send_kind(f, k));
+        expect_reply(f, send_kind(f, REQ_NORMAL));
+    }
+    assert_int_equal(f->transfers, 0);          /* still waiting */
+    answer(f, -1, &hdr, &rw, 0);
+    assert_int_equal(result(f), 0);
+    assert_memory_equal(f->data, f->guest, 4096);
+    check_alive(f);
+    stop(f);
+}
+
+/*
+ * Set aside after a quiesce park (the first) and behind another (the rest):
+ * nothing is answered until the device is quiet, then all, in order.
+ */
+static void
+test_faulty_set_aside_after_park(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    struct sent sent[7];
+    size_t n = 0;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    map_no_fd(f, OTHER_IOVA, 4096);
+    f->quiesce_answer = EBUSY;
+    ring(f, REG_DOORBELL, 512);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    sent[n++] = park_unmap(f);
+    sent[n++] = send_kind(f, REQ_SHORT);
+    sent[n++] = send_kind(f, REQ_OVERSIZED);
+    sent[n++] = send_kind(f, REQ_NORMAL);
+    sent[n++] = send_kind(f, REQ_OVERSIZED);
+    sent[n++] = send_kind(f, REQ_SHORT);
+    sent[n++] = send_kind(f, REQ_NORMAL);
+    answer(f, -1, &hdr, &rw, 0);
+    wait_transfers(f, 1);
+    expect_silence(f);
+
+    f->finish_quiesce = 1;
+    for (size_t i = 0; i < n; i++) {
+        expect_reply(f, sent[i]);
+    }
+    check_alive(f);
+    stop(f);
+}
+
+/*
+ * At the nesting limit (four waits deep) the first is set aside because of
+ * the depth, the rest behind it; one wait later, still behind them.
+ */
+static void
+test_faulty_set_aside_at_depth_limit(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr[4];
+    struct vfio_user_dma_rw rw[4];
+    struct sent sent[6];
+    size_t n = 0;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    nest(f, -1, 4, hdr, rw);
+    sent[n++] = send_kind(f, REQ_SHORT);
+    sent[n++] = send_kind(f, REQ_OVERSIZED);
+    sent[n++] = send_kind(f, REQ_NORMAL);
+    expect_silence(f);
+    answer(f, -1, &hdr[3], &rw[3], 0);          /* three deep now */
+    wait_transfers(f, 1);
+    sent[n++] = send_kind(f, REQ_OVERSIZED);
+    sent[n++] = send_kind(f, REQ_SHORT);
+    sent[n++] = send_kind(f, REQ_NORMAL);
+    expect_silence(f);
+    unnest(f, -1, 3, hdr, rw);
+    wait_transfers(f, 4);
+    for (size_t i = 0; i < n; i++) {
+        expect_reply(f, sent[i]);
+    }
+    check_alive(f);
+    stop(f);
+}
+
+/*
+ * A request announcing 3.4 GB with nothing behind it, on each path, the
+ * DMA replies coming on the twin socket: answered E2BIG in its turn, no
+ * allocation of its size, and the DMA completes. The main socket then
+ * belongs to that request's body, so it comes last.
+ */
+static void
+test_huge_request_each_path(void **state)
+{
+    (void)state;
+    for (int path = 0; path < 3; path++) {
+        struct fx *f = start((const char *)-1);
+        int twin = open_twin(f);
+        struct vfio_user_header hdr[4];
+        struct vfio_user_dma_rw rw[4];
+        struct sent sent[4];
+        size_t n = 0;
+        int depth = path == 2 ? 4 : 1;
+
+        map_no_fd(f, BUF_IOVA, BUF_SIZE);
+        map_no_fd(f, OTHER_IOVA, 4096);
+        if (path == 1) {
+            f->quiesce_answer = EBUSY;
+        }
+        nest(f, twin, depth, hdr, rw);
+        if (path == 0) {                        /* served nested */
+            expect_reply(f, send_kind(f, REQ_SHORT));
+            expect_reply(f, send_kind(f, REQ_HUGE));
+        } else {
+            if (path == 1) {                    /* after a park */
+                sent[n++] = park_unmap(f);
+            }
+            sent[n++] = send_kind(f, REQ_SHORT);    /* at the limit */
+            sent[n++] = send_kind(f, REQ_NORMAL);   /* behind another */
+            sent[n++] = send_kind(f, REQ_HUGE);
+            expect_silence(f);
+        }
+        unnest(f, twin, depth, hdr, rw);
+        wait_transfers(f, depth);
+        if (path == 1) {
+            expect_silence(f);
+            f->finish_quiesce = 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            expect_reply(f, sent[i]);
+        }
+        close(twin);
+        stop(f);
+    }
+}
+
+/*
+ * A client that keeps sending large requests while the server waits: at
+ * most MAX_DEFERRED_BYTES (4 MiB) of them are held; beyond that each is
+ * refused at once with ENOBUFS, and the held ones are served in turn.
+ */
+static void
+test_set_aside_is_bounded(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    struct sent held[4], refused[3];
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    map_no_fd(f, OTHER_IOVA, 4096);
+    f->quiesce_answer = EBUSY;
+    ring(f, REG_DOORBELL, 512);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    held[0] = park_unmap(f);
+    for (int i = 1; i < 4; i++) {               /* 3 x 1 MiB fit in 4 MiB */
+        held[i] = send_kind(f, REQ_BIG_WRITE);
+    }
+    for (int i = 0; i < 3; i++) {
+        refused[i] = send_kind(f, REQ_BIG_WRITE);
+        refused[i].err = ENOBUFS;
+        expect_reply(f, refused[i]);            /* at once, out of turn */
+    }
+    answer(f, -1, &hdr, &rw, 0);
+    wait_transfers(f, 1);
+    expect_silence(f);
+    f->finish_quiesce = 1;
+    for (int i = 0; i < 4; i++) {
+        expect_reply(f, held[i]);
+    }
+    check_alive(f);
+    stop(f);
+}
+
+/* Our own DMA reply, oversized or short: the transfer fails at once. */
+static void
+test_faulty_dma_reply(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header hdr;
+    struct vfio_user_dma_rw rw;
+    static uint8_t body[OVERSIZED_LEN];
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    struct vfio_user_header big = hdr;
+    big.flags.type = VFIO_USER_F_TYPE_REPLY;
+    big.msg_size = sizeof(big) + OVERSIZED_LEN;
+    send_raw(vfu_client_fd(f->c), &big, body, OVERSIZED_LEN / 2,
+             body, OVERSIZED_LEN / 2);
+    assert_int_equal(result(f), EMSGSIZE);
+
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    struct vfio_user_header shrt = hdr;
+    shrt.flags.type = VFIO_USER_F_TYPE_REPLY;
+    shrt.msg_size = 4;
+    send_raw(vfu_client_fd(f->c), &shrt, NULL, 0, NULL, 0);
+    assert_int_equal(result(f), EPROTO);
+    check_alive(f);
+    stop(f);
+}
+
 int
 main(void)
 {
@@ -701,6 +1109,12 @@ main(void)
         cmocka_unit_test(test_disconnect_mid_exchange),
         cmocka_unit_test(test_twin_socket),
         cmocka_unit_test(test_long_run_in_one_request),
+        cmocka_unit_test(test_faulty_served_nested),
+        cmocka_unit_test(test_faulty_set_aside_after_park),
+        cmocka_unit_test(test_faulty_set_aside_at_depth_limit),
+        cmocka_unit_test(test_huge_request_each_path),
+        cmocka_unit_test(test_set_aside_is_bounded),
+        cmocka_unit_test(test_faulty_dma_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

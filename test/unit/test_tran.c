@@ -198,6 +198,8 @@ test_malformed_size_keeps_stream(void **state)
     next_msg(f, &msg);
     assert_true(msg.malformed);
     assert_int_equal(msg.hdr.msg_id, 1);
+    assert_null(msg.payload);
+    assert_int_equal(msg.len, 0);
     next_msg(f, &msg);
     assert_false(msg.malformed);
     assert_int_equal(msg.hdr.msg_id, 2);
@@ -218,7 +220,10 @@ test_oversized_is_skipped(void **state)
     next_msg(f, &msg);
     assert_true(msg.oversized);
     assert_int_equal(msg.hdr.msg_id, 1);
-    assert_int_equal(msg.len, 1000);
+    /* Only the header tells its size: there is no payload to trust. */
+    assert_int_equal(msg.hdr.msg_size, 16 + 1000);
+    assert_null(msg.payload);
+    assert_int_equal(msg.len, 0);
     next_msg(f, &msg);
     assert_false(msg.oversized);
     assert_int_equal(msg.hdr.msg_id, 2);
