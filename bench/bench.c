@@ -399,14 +399,14 @@ raw_serve_one(int fd, const uint8_t *msg, size_t len, uint8_t *reply,
         errno = EPROTO;
         return -1;
     }
-    if (in.hdr.flags.no_reply) {
+    if (in.hdr.flags & VFIO_USER_F_NO_REPLY) {
         return 0;
     }
     memset(&hdr, 0, sizeof(hdr));
     hdr.msg_id = in.hdr.msg_id;
     hdr.cmd = in.hdr.cmd;
     hdr.msg_size = (uint32_t)(PREFIX + data_len);
-    hdr.flags.type = VFIO_USER_F_TYPE_REPLY;
+    hdr.flags = (hdr.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
     memcpy(reply, &in.acc, ACC_SIZE);
     return send_iov(fd, iov, iovcnt);
 }
@@ -498,7 +498,7 @@ raw_send(struct bench *b, uint16_t cmd, bool no_reply, uint32_t count,
     p.hdr.msg_id = b->raw_id++;
     p.hdr.cmd = cmd;
     p.hdr.msg_size = (uint32_t)(PREFIX + data_len);
-    p.hdr.flags.no_reply = no_reply;
+    p.hdr.flags |= no_reply ? VFIO_USER_F_NO_REPLY : 0;
     p.acc.count = count;
     return send_iov(b->raw_fd, iov, data_len > 0 ? 2 : 1);
 }
@@ -519,7 +519,7 @@ raw_reply(struct bench *b, size_t expect)
     }
     memcpy(&hdr, msg, HDR_SIZE);
     if ((size_t)len != expect || hdr.msg_id != (uint16_t)(b->raw_id - 1) ||
-        hdr.flags.type != VFIO_USER_F_TYPE_REPLY) {
+        (hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY) {
         errno = EPROTO;
         return -1;
     }

@@ -174,8 +174,9 @@ run_transfers(struct dev *d, int op, uint64_t n, uint64_t size)
     for (uint64_t i = 0; i < n; i++) {
         int nr = vfu_addr_to_sgl(d->ctx, (vfu_dma_addr_t)(uintptr_t)IOVA, size,
                                  (dma_sg_t *)sg, 1, w ? PROT_WRITE : PROT_READ);
-        if (nr != 1 || (w ? vfu_sgl_write(d->ctx, (dma_sg_t *)sg, 1, d->data)
-                          : vfu_sgl_read(d->ctx, (dma_sg_t *)sg, 1, d->data)) < 0) {
+        if (nr != 1 || (w ? vfu_sgl_write(d->ctx, (dma_sg_t *)sg, 1, d->data, 0)
+                          : vfu_sgl_read(d->ctx, (dma_sg_t *)sg, 1, d->data,
+                                         0)) < 0) {
             return errno != 0 ? (uint64_t)errno : EIO;
         }
     }
@@ -283,7 +284,7 @@ raw_send(int fd, uint16_t cmd, unsigned type, struct iovec *iov, int nr)
     struct iovec v[4] = { { &h, HDR } };
     struct msghdr mh = { .msg_iov = v, .msg_iovlen = 1 };
 
-    h.flags.type = type;
+    h.flags = (h.flags & ~VFIO_USER_F_TYPE_MASK) | (type);
     for (int i = 0; i < nr; i++) {
         v[mh.msg_iovlen++] = iov[i];
         h.msg_size += (uint32_t)iov[i].iov_len;
@@ -358,7 +359,7 @@ raw_batch(int fd, struct rawbuf *rb, uint8_t *mem, int op, uint64_t n,
         struct rw_head rw;
 
         memcpy(&h, m, HDR);
-        if (h.flags.type == VFIO_USER_F_TYPE_REPLY) {
+        if ((h.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
             return;
         }
         memcpy(&rw, m + HDR, sizeof(rw));

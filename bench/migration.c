@@ -285,7 +285,7 @@ serve_raw(int fd)
             break;
         }
         h.hdr.msg_size = (uint32_t)(out + n);
-        h.hdr.flags.type = VFIO_USER_F_TYPE_REPLY;
+        h.hdr.flags = (h.hdr.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
         if (send2(fd, &h, out, buf, n) < 0) {
             r = -1;
             break;

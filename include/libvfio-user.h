@@ -41,6 +41,7 @@ typedef struct vfu_ctx vfu_ctx_t;
 
 typedef enum {
     VFU_TRANS_SOCK,     /* a UNIX stream socket at a path */
+    VFU_TRANS_PIPE,     /* standard input and output (path unused) */
     VFU_TRANS_MAX
 } vfu_trans_t;
 
@@ -143,6 +144,12 @@ enum {
     VFU_PCI_DEV_CFG_REGION_IDX,
     VFU_PCI_DEV_VGA_REGION_IDX,
     VFU_PCI_DEV_NUM_REGIONS,
+};
+
+/* Region indexes of the older generic (non-PCI) device type; for sources. */
+enum {
+    VFU_GENERIC_DEV_MIGR_REGION_IDX,
+    VFU_GENERIC_DEV_NUM_REGIONS
 };
 
 /*
@@ -359,15 +366,26 @@ typedef void (vfu_dma_register_cb_t)(vfu_ctx_t *vfu_ctx, vfu_dma_info_t *info);
 typedef void (vfu_dma_unregister_cb_t)(vfu_ctx_t *vfu_ctx,
                                        vfu_dma_info_t *info);
 
+/* Most regions a client may map; the default of the older API. */
+#define LIBVFIO_USER_MAX_DMA_REGIONS 1000000
+
 /*
- * Sets the callbacks for regions being mapped and unmapped; either may be
- * NULL. A device that keeps pointers into client memory (from
- * vfu_sgl_get()) across requests needs @dma_unregister to learn when to
- * drop them. The device is quiesced (see vfu_setup_device_quiesce_cb())
- * before the table changes. Fails with EINVAL (no context) or ENOMEM.
+ * Sets the most regions the client may have mapped at once (up to
+ * LIBVFIO_USER_MAX_DMA_REGIONS; the next DMA_MAP fails with EINVAL) and
+ * the callbacks for regions being mapped and unmapped; either may be NULL.
+ * A device that keeps pointers into client memory (from vfu_sgl_get())
+ * across requests needs @dma_unregister to learn when to drop them. The
+ * device is quiesced (see vfu_setup_device_quiesce_cb()) before the table
+ * changes. Fails with EINVAL (no context, @max_regions 0 or too large) or
+ * ENOMEM.
+ *
+ * Device code written for the older three-argument form,
+ * vfu_setup_device_dma(ctx, register, unregister), compiles unchanged and
+ * means LIBVFIO_USER_MAX_DMA_REGIONS.
  */
 int
-vfu_setup_device_dma(vfu_ctx_t *vfu_ctx, vfu_dma_register_cb_t *dma_register,
+vfu_setup_device_dma(vfu_ctx_t *vfu_ctx, size_t max_regions,
+                     vfu_dma_register_cb_t *dma_register,
                      vfu_dma_unregister_cb_t *dma_unregister);
 
 /*
@@ -416,23 +434,60 @@ vfu_sgl_mark_dirty(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt);
 bool
 vfu_sg_is_mappable(vfu_ctx_t *vfu_ctx, dma_sg_t *sg);
 
+/* vfu_sgl_read/write() @flags: copy through the mapping, not by message. */
+#define VFU_SGL_DIRECT_ACCESS   (1 << 0)
+
 /*
  * Copies guest memory described by @sgl (@cnt entries from
- * vfu_addr_to_sgl()) into @data, or @data into guest memory: through the
- * mapping where the client shared the memory, otherwise with DMA_READ /
- * DMA_WRITE messages to the client, split at its max_data_xfer_size. While
- * waiting for the client's reply the library serves the client's requests,
- * so device callbacks may run inside these calls (docs/dma.md). Written
- * pages are logged when dirty logging is on. Returns 0, or -1 with errno:
- * ENOENT / EACCES (memory no longer mapped, or not with that access), the
- * errno the client answered with, EPROTO (a malformed reply), ETIMEDOUT,
- * ENOTCONN (the client left).
+ * vfu_addr_to_sgl()) into @data, or @data into guest memory. With @flags 0
+ * by DMA_READ / DMA_WRITE messages to the client, split at its
+ * max_data_xfer_size, whether or not the memory is mapped here. With
+ * VFU_SGL_DIRECT_ACCESS through the mapping (or pread/pwrite on the fd of
+ * a region the client gave for file I/O), and by message for a region
+ * that came without a file descriptor. While waiting for the client's
+ * reply the library serves the client's requests, so device callbacks may
+ * run inside these calls (docs/dma.md). Written pages are logged when
+ * dirty logging is on. Returns 0, or -1 with errno: EINVAL (other @flags
+ * bits, bad arguments), ENOENT / EACCES (memory no longer mapped, or not
+ * with that access), the errno the client answered with, EPROTO (a
+ * malformed reply), ETIMEDOUT, ENOTCONN (the client left).
+ *
+ * Device code written for the older four-argument form (no @flags)
+ * compiles unchanged and means @flags 0.
  */
 int
-vfu_sgl_read(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt, void *data);
+vfu_sgl_read(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt, void *data,
+             int flags);
 
 int
-vfu_sgl_write(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt, void *data);
+vfu_sgl_write(vfu_ctx_t *vfu_ctx, dma_sg_t *sgl, size_t cnt, void *data,
+              int flags);
+
+/*
+ * Both API generations through one name: a call with the older argument
+ * count expands to the current function with the older meaning. The name
+ * without arguments (a function pointer) is the current function.
+ */
+#define VFU_ARG6_(a1, a2, a3, a4, a5, a6, ...) a6
+#define vfu_setup_device_dma(...) \
+    VFU_ARG6_(__VA_ARGS__, vfu_setup_device_dma_bad_args_, \
+                  vfu_setup_device_dma, vfu_setup_device_dma_older_, \
+                  vfu_setup_device_dma_bad_args_, \
+                  vfu_setup_device_dma_bad_args_)(__VA_ARGS__)
+#define vfu_setup_device_dma_older_(ctx, reg, unreg) \
+    vfu_setup_device_dma(ctx, LIBVFIO_USER_MAX_DMA_REGIONS, reg, unreg)
+#define vfu_sgl_read(...) \
+    VFU_ARG6_(__VA_ARGS__, vfu_sgl_read, vfu_sgl_read_older_, \
+                  vfu_sgl_read_bad_args_, vfu_sgl_read_bad_args_, \
+                  vfu_sgl_read_bad_args_)(__VA_ARGS__)
+#define vfu_sgl_read_older_(ctx, sgl, cnt, data) \
+    vfu_sgl_read(ctx, sgl, cnt, data, 0)
+#define vfu_sgl_write(...) \
+    VFU_ARG6_(__VA_ARGS__, vfu_sgl_write, vfu_sgl_write_older_, \
+                  vfu_sgl_write_bad_args_, vfu_sgl_write_bad_args_, \
+                  vfu_sgl_write_bad_args_)(__VA_ARGS__)
+#define vfu_sgl_write_older_(ctx, sgl, cnt, data) \
+    vfu_sgl_write(ctx, sgl, cnt, data, 0)
 
 /* ------------------------------------------------------------------ */
 /* PCI                                                                 */

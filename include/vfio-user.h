@@ -52,24 +52,21 @@ enum vfio_user_message_type {
     VFIO_USER_MESSAGE_REPLY     = 1,
 };
 
-/* The flags word of the header, as a plain mask... */
+/* The header's flags word: the message type and two flag bits. */
 #define VFIO_USER_F_TYPE_MASK       0xfu
 #define VFIO_USER_F_TYPE_COMMAND    0
 #define VFIO_USER_F_TYPE_REPLY      1
 #define VFIO_USER_F_NO_REPLY        0x10u
 #define VFIO_USER_F_ERROR           0x20u
 
-/* ...and as the bit-fields existing device code reads (hdr.flags.type). */
+/* Older spelling of the no-reply flag, as a flag number; kept for sources. */
+#define VFIO_USER_FLAGS_NO_REPLY    (0x1)
+
 struct vfio_user_header {
     uint16_t    msg_id;
     uint16_t    cmd;
     uint32_t    msg_size;       /* header included */
-    struct {
-        uint32_t    type     : 4;
-        uint32_t    no_reply : 1;
-        uint32_t    error    : 1;
-        uint32_t    resvd    : 26;
-    } flags;
+    uint32_t    flags;          /* VFIO_USER_F_* */
     uint32_t    error_no;       /* errno of a failed command, in replies */
 } __attribute__((packed));
 
@@ -94,6 +91,10 @@ struct vfio_user_bitmap {
 
 #define VFIO_USER_F_DMA_REGION_READ     (1 << 0)
 #define VFIO_USER_F_DMA_REGION_WRITE    (1 << 1)
+/* The fd may be mapped (the default for a region with an fd). */
+#define VFIO_USER_F_DMA_REGION_MMAP     (1 << 2)
+/* Reach the region with pread/pwrite on its fd, without mapping it. */
+#define VFIO_USER_F_DMA_REGION_FILE_IO  (1 << 3)
 
 struct vfio_user_dma_map {
     uint32_t    argsz;
@@ -183,15 +184,25 @@ typedef struct vfio_user_region_io_fds_request {
 #define VFIO_USER_IO_FD_TYPE_IOREGIONFD         1
 #define VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW   2
 
+/*
+ * One ioeventfd of a region: a write of @size bytes at @gpa_offset (equal
+ * to @datamatch when VFIO_USER_IO_FD_FLAG_DATAMATCH is set) signals the fd
+ * at @fd_index instead of a REGION_WRITE. A shadow ioeventfd
+ * (VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW) also has the written value stored
+ * at @shadow_offset in the memory fd at @shadow_mem_fd_index.
+ */
 typedef struct vfio_user_sub_region_ioeventfd {
-    uint64_t    offset;
+    uint64_t    gpa_offset;
     uint64_t    size;
     uint32_t    fd_index;
     uint32_t    type;
     uint32_t    flags;
-    uint32_t    padding;
+    uint32_t    shadow_mem_fd_index;
+    uint64_t    shadow_offset;
     uint64_t    datamatch;
 } __attribute__((packed)) vfio_user_sub_region_ioeventfd_t;
+
+#define VFIO_USER_IO_FD_FLAG_DATAMATCH          (1 << 0)
 
 typedef struct vfio_user_sub_region_ioregionfd {
     uint64_t    offset;
@@ -247,8 +258,21 @@ struct vfio_user_device_feature_dma_logging_report {
     uint64_t    iova;
     uint64_t    length;
     uint64_t    page_size;
-    uint64_t    bitmap[];       /* bitmap follows in the reply */
+    uint8_t     bitmap[];       /* follows in the reply */
 } __attribute__((packed));
+
+/* Device states in MIG_DATA and DEVICE_FEATURE, as Linux's vfio v2 numbers them. */
+enum vfio_user_device_mig_state {
+    VFIO_USER_DEVICE_STATE_ERROR        = 0,
+    VFIO_USER_DEVICE_STATE_STOP         = 1,
+    VFIO_USER_DEVICE_STATE_RUNNING      = 2,
+    VFIO_USER_DEVICE_STATE_STOP_COPY    = 3,
+    VFIO_USER_DEVICE_STATE_RESUMING     = 4,
+    VFIO_USER_DEVICE_STATE_RUNNING_P2P  = 5,
+    VFIO_USER_DEVICE_STATE_PRE_COPY     = 6,
+    VFIO_USER_DEVICE_STATE_PRE_COPY_P2P = 7,
+    VFIO_USER_DEVICE_NUM_STATES         = 8,
+};
 
 /*
  * Migration definitions that <linux/vfio.h> before Linux 6.2 lacks: the
@@ -280,6 +304,8 @@ _Static_assert(sizeof(struct vfio_user_dma_map) == 32, "DMA_MAP is 32 bytes");
 _Static_assert(sizeof(struct vfio_user_region_access) == 16, "region access");
 _Static_assert(sizeof(struct vfio_user_write_multi_data) == 24, "write multi");
 _Static_assert(sizeof(struct vfio_region_info) == 32, "region info");
+_Static_assert(sizeof(struct vfio_user_sub_region_ioeventfd) == 48,
+               "ioeventfd entry");
 
 #ifdef __cplusplus
 }

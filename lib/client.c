@@ -121,7 +121,7 @@ give_fds(struct tran_msg *msg, int *fds, size_t *nr)
 int
 handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
 {
-    if (!msg->malformed && msg->hdr.flags.type == VFIO_USER_F_TYPE_COMMAND &&
+    if (!msg->malformed && tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_COMMAND &&
         (msg->hdr.cmd == VFIO_USER_DMA_READ ||
          msg->hdr.cmd == VFIO_USER_DMA_WRITE)) {
         serve_dma(c, msg);
@@ -131,8 +131,8 @@ handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
     if (msg->malformed || msg->oversized) {
         return -EPROTO;
     }
-    if (msg->hdr.flags.type == VFIO_USER_F_TYPE_COMMAND &&
-        !msg->hdr.flags.no_reply) {
+    if (tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_COMMAND &&
+        !tran_hdr_no_reply(&msg->hdr)) {
         (void)tran_send_error(c->fd, &msg->hdr, EOPNOTSUPP);
     }
     return -EPROTO;
@@ -164,7 +164,7 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
             tran_msg_close_fds(reply);
             return -EPROTO;
         }
-        if (reply->hdr.flags.type != VFIO_USER_F_TYPE_REPLY ||
+        if (tran_hdr_type(&reply->hdr) != VFIO_USER_F_TYPE_REPLY ||
             reply->hdr.msg_id != id) {
             ret = handle_server_msg(c, reply);
             if (ret < 0 && fault == 0) {
@@ -178,7 +178,7 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
             fault = -EPROTO;
         } else if (reply->oversized) {
             fault = -EMSGSIZE;
-        } else if (reply->hdr.flags.error) {
+        } else if (tran_hdr_error(&reply->hdr)) {
             fault = reply->hdr.error_no != 0 ? -(int)reply->hdr.error_no : -EIO;
         }
         if (fault != 0) {

@@ -157,14 +157,14 @@ serve_dma(struct vfu_client *c, struct tran_msg *msg)
     err = dma_request(c, msg, &rw, iov, &n, &bounce);
     tran_msg_close_fds(msg);
     c->dma_served++;
-    if (msg->hdr.flags.no_reply) {
+    if (tran_hdr_no_reply(&msg->hdr)) {
         free(bounce);
         return;
     }
     tran_hdr_init(&hdr, msg->hdr.msg_id, msg->hdr.cmd, VFIO_USER_F_TYPE_REPLY,
                   false);
     if (err != 0) {
-        hdr.flags.error = 1;
+        hdr.flags |= VFIO_USER_F_ERROR;
         hdr.error_no = (uint32_t)err;
     } else {
         out[nout++] = iov_of(&rw, sizeof(rw));
@@ -292,7 +292,7 @@ vfu_client_serve(vfu_client_t *c, int timeout_ms)
             if (tran_rx_next(&c->rx, &msg) != 1) {
                 break;
             }
-            if (msg.hdr.flags.type == VFIO_USER_F_TYPE_COMMAND &&
+            if (tran_hdr_type(&msg.hdr) == VFIO_USER_F_TYPE_COMMAND &&
                 !msg.malformed) {
                 served++;
             }

@@ -212,8 +212,8 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
 
     if (msg->malformed || msg->oversized || msg->fds_lost ||
         msg->hdr.cmd != VFIO_USER_VERSION ||
-        msg->hdr.flags.type != VFIO_USER_F_TYPE_COMMAND ||
-        msg->hdr.flags.no_reply) {
+        tran_hdr_type(&msg->hdr) != VFIO_USER_F_TYPE_COMMAND ||
+        tran_hdr_no_reply(&msg->hdr)) {
         vfu_log_err(ctx, "first message is not a VERSION command (cmd %u)",
                     msg->hdr.cmd);
         ret = -EINVAL;
@@ -233,7 +233,7 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
 
     vfu_caps_defaults(&ours);
     ours.max_msg_fds = SERVER_MAX_MSG_FDS;
-    ours.max_dma_maps = SERVER_MAX_DMA_MAPS;
+    ours.max_dma_maps = dma_max_regions(ctx);
     ours.pgsizes = SERVER_DMA_PGSIZE;
     ours.max_data_xfer_size = SERVER_MAX_DATA_XFER;
     ours.write_multiple = true;

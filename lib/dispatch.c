@@ -67,14 +67,14 @@ check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
                     SERVER_MAX_MSG_FDS);
         return -EINVAL;
     }
-    if (hdr->flags.type != VFIO_USER_F_TYPE_COMMAND) {
+    if (tran_hdr_type(hdr) != VFIO_USER_F_TYPE_COMMAND) {
         vfu_log_err(ctx, "msg%u: type %u where a command belongs",
-                    hdr->msg_id, hdr->flags.type);
+                    hdr->msg_id, tran_hdr_type(hdr));
         return -EINVAL;
     }
-    if (hdr->flags.error || hdr->flags.resvd) {
-        vfu_log_err(ctx, "msg%u: reserved flags %#x set", hdr->msg_id,
-                    hdr->flags.error | (hdr->flags.resvd << 1));
+    if (hdr->flags & (VFIO_USER_F_ERROR | TRAN_HDR_RESERVED_FLAGS)) {
+        vfu_log_err(ctx, "msg%u: flags %#x set in a command", hdr->msg_id,
+                    hdr->flags & (VFIO_USER_F_ERROR | TRAN_HDR_RESERVED_FLAGS));
         return -EINVAL;
     }
     if (hdr->cmd == VFIO_USER_VERSION) {
@@ -127,7 +127,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         vfu_log_debug(ctx, "msg%u: %s, %u bytes%s", msg->hdr.msg_id,
                       cmd_names[msg->hdr.cmd] != NULL ?
                       cmd_names[msg->hdr.cmd] : "?", msg->hdr.msg_size,
-                      msg->hdr.flags.no_reply ? ", no reply (posted)" : "");
+                      tran_hdr_no_reply(&msg->hdr) ? ", no reply (posted)" : "");
         /*
          * The handler may serve nested requests (a DMA wait): pin ours. The
          * nesting limit keeps holds well below TRAN_MAX_HOLDS.
@@ -150,7 +150,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     tran_msg_close_fds(msg);
     ctx->quiesced = false;
 
-    if (msg->hdr.flags.no_reply) {
+    if (tran_hdr_no_reply(&msg->hdr)) {
         if (ret < 0) {
             vfu_log_err(ctx, "msg%u: posted command %u failed: %s",
                         msg->hdr.msg_id, msg->hdr.cmd, strerror(-ret));
@@ -161,7 +161,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     tran_hdr_init(&hdr, msg->hdr.msg_id, msg->hdr.cmd,
                   VFIO_USER_F_TYPE_REPLY, false);
     if (ret < 0) {
-        hdr.flags.error = 1;
+        hdr.flags |= VFIO_USER_F_ERROR;
         hdr.error_no = (uint32_t)-ret;
         reply.iovcnt = 0;
         reply.nr_fds = 0;
@@ -195,7 +195,7 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
         vfu_log_err(ctx, "msg%u: device failed to quiesce: %s",
                     msg.hdr.msg_id, strerror(quiesce_errno));
         tran_msg_close_fds(&msg);
-        ret = msg.hdr.flags.no_reply ? 0 :
+        ret = tran_hdr_no_reply(&msg.hdr) ? 0 :
               tran_send_error(ctx->conn_fd, &msg.hdr, quiesce_errno);
     }
     free(ctx->pending_data);

@@ -70,6 +70,7 @@ struct dma_table {
     uint32_t nr_ents;
     uint32_t cap_ents;
     uint64_t next_gen;
+    uint32_t max_regions;       /* vfu_setup_device_dma() */
 
     struct dirty_log *log;      /* dirty.c; NULL: not logging */
     bool log_all;               /* no ranges given: log every mapping */
@@ -85,6 +86,7 @@ table_get(vfu_ctx_t *ctx)
         if (ctx->dma != NULL) {
             ctx->dma->free_head = NO_SLOT;
             ctx->dma->next_gen = 1;
+            ctx->dma->max_regions = SERVER_MAX_DMA_MAPS;
         }
     }
     return ctx->dma;
@@ -335,13 +337,16 @@ vfu_sg_is_mappable(vfu_ctx_t *ctx, dma_sg_t *sg)
     return r != NULL && r->vaddr != NULL;
 }
 
+/* In parentheses: the header also defines a macro of this name. */
 VFU_EXPORT int
-vfu_setup_device_dma(vfu_ctx_t *ctx, vfu_dma_register_cb_t *dma_register,
-                     vfu_dma_unregister_cb_t *dma_unregister)
+(vfu_setup_device_dma)(vfu_ctx_t *ctx, size_t max_regions,
+                       vfu_dma_register_cb_t *dma_register,
+                       vfu_dma_unregister_cb_t *dma_unregister)
 {
     struct dma_table *t;
 
-    if (ctx == NULL) {
+    if (ctx == NULL || max_regions == 0 ||
+        max_regions > LIBVFIO_USER_MAX_DMA_REGIONS) {
         errno = EINVAL;
         return -1;
     }
@@ -352,6 +357,7 @@ vfu_setup_device_dma(vfu_ctx_t *ctx, vfu_dma_register_cb_t *dma_register,
     }
     t->register_cb = dma_register;
     t->unregister_cb = dma_unregister;
+    t->max_regions = (uint32_t)max_regions;
     return 0;
 }
 
@@ -514,8 +520,8 @@ map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
         if (i >= 0 && t->ents[i].end > iova) {
             return -EEXIST;
         }
-        if (t->nr_ents >= SERVER_MAX_DMA_MAPS) {
-            return -ENOSPC;
+        if (t->nr_ents >= t->max_regions) {
+            return -EINVAL;     /* as the original: beyond max_regions */
         }
     }
     return 0;
@@ -676,6 +682,12 @@ dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size)
     }
     remove_ent(ctx, i);
     return 0;
+}
+
+size_t
+dma_max_regions(vfu_ctx_t *ctx)
+{
+    return ctx->dma == NULL ? SERVER_MAX_DMA_MAPS : ctx->dma->max_regions;
 }
 
 size_t

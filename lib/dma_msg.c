@@ -79,7 +79,7 @@ refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
     vfu_log_err(ctx, "msg%u: cannot set aside while waiting for DMA: %s",
                 msg->hdr.msg_id, strerror(err));
     tran_msg_close_fds(msg);
-    if (msg->hdr.flags.no_reply) {
+    if (tran_hdr_no_reply(&msg->hdr)) {
         return 0;
     }
     return tran_send_error(ctx->conn_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
@@ -125,7 +125,7 @@ take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
 {
     struct vfio_user_dma_rw rw;
 
-    if (msg->hdr.flags.error) {
+    if (tran_hdr_error(&msg->hdr)) {
         int err = msg->hdr.error_no != 0 ? (int)msg->hdr.error_no : EIO;
         vfu_log_err(ctx, "DMA %s of %u bytes at %#" PRIx64 " refused: %s",
                     is_write ? "write" : "read", count, addr, strerror(err));
@@ -171,7 +171,7 @@ take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
     struct tran_msg msg;
 
     while (tran_rx_next(rx, &msg) == 1) {
-        if (msg.hdr.flags.type == VFIO_USER_F_TYPE_REPLY) {
+        if (tran_hdr_type(&msg.hdr) == VFIO_USER_F_TYPE_REPLY) {
             tran_msg_close_fds(&msg);
             if (replies_here && msg.hdr.msg_id == id && msg.hdr.cmd == cmd) {
                 /* Ours, but without the bytes a reply needs: it failed. */
@@ -321,12 +321,14 @@ sg_at(const dma_sg_t *sgl, size_t i)
 }
 
 static int
-sgl_access(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data,
+sgl_access(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data, int flags,
            bool is_write)
 {
+    bool direct = (flags & VFU_SGL_DIRECT_ACCESS) != 0;
     uint8_t *p = data;
 
-    if (ctx == NULL || (cnt > 0 && (sgl == NULL || data == NULL))) {
+    if (ctx == NULL || (cnt > 0 && (sgl == NULL || data == NULL)) ||
+        (flags & ~VFU_SGL_DIRECT_ACCESS)) {
         errno = EINVAL;
         return -1;
     }
@@ -337,7 +339,7 @@ sgl_access(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data,
         int ret = dma_sg_lookup(ctx, sg_at(sgl, i), &iova, &len, &vaddr,
                                 is_write);
 
-        if (ret == 0 && vaddr != NULL) {
+        if (ret == 0 && direct && vaddr != NULL) {
             if (is_write) {
                 memcpy(vaddr, p, len);
             } else {
@@ -358,16 +360,19 @@ sgl_access(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data,
     return 0;
 }
 
+/* In parentheses: the header also defines macros of these names. */
 VFU_EXPORT int
-vfu_sgl_read(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data)
+(vfu_sgl_read)(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data,
+               int flags)
 {
-    return sgl_access(ctx, sgl, cnt, data, false);
+    return sgl_access(ctx, sgl, cnt, data, flags, false);
 }
 
 VFU_EXPORT int
-vfu_sgl_write(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data)
+(vfu_sgl_write)(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data,
+                int flags)
 {
-    return sgl_access(ctx, sgl, cnt, data, true);
+    return sgl_access(ctx, sgl, cnt, data, flags, true);
 }
 
 void

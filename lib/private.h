@@ -256,6 +256,8 @@ int dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
             uint64_t offset, uint32_t prot);
 int dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size);
 size_t dma_nr_maps(vfu_ctx_t *ctx);
+/* The most regions the device takes: its max_regions, announced in VERSION. */
+size_t dma_max_regions(vfu_ctx_t *ctx);
 /* Unregisters and unmaps every region (client gone); logging stays. */
 void dma_remove_all(vfu_ctx_t *ctx);
 /* dma_remove_all() without callbacks, stops logging, frees the table. */

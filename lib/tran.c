@@ -312,8 +312,8 @@ tran_rx_direct(struct tran_rx *rx, int sock,
     }
     if ((size_t)n < HDR_SIZE || nr_fds > 0 || ctrunc ||
         hdr.msg_id != expect->msg_id || hdr.cmd != expect->cmd ||
-        hdr.msg_size != total || hdr.flags.type != VFIO_USER_F_TYPE_REPLY ||
-        hdr.flags.error) {
+        hdr.msg_size != total || tran_hdr_type(&hdr) != VFIO_USER_F_TYPE_REPLY ||
+        tran_hdr_error(&hdr)) {
         /* Not it: put everything where tran_rx_next() will look. */
         if ((size_t)n > head) {
             memcpy(rx->buf + head, dst, (size_t)n - head);
@@ -440,8 +440,10 @@ tran_hdr_init(struct vfio_user_header *hdr, uint16_t msg_id, uint16_t cmd,
     memset(hdr, 0, sizeof(*hdr));
     hdr->msg_id = msg_id;
     hdr->cmd = cmd;
-    hdr->flags.type = type & VFIO_USER_F_TYPE_MASK;
-    hdr->flags.no_reply = no_reply;
+    hdr->flags = type & VFIO_USER_F_TYPE_MASK;
+    if (no_reply) {
+        hdr->flags |= VFIO_USER_F_NO_REPLY;
+    }
 }
 
 int
@@ -450,7 +452,7 @@ tran_send_error(int sock, const struct vfio_user_header *req, int err)
     struct vfio_user_header hdr;
 
     tran_hdr_init(&hdr, req->msg_id, req->cmd, VFIO_USER_F_TYPE_REPLY, false);
-    hdr.flags.error = 1;
+    hdr.flags |= VFIO_USER_F_ERROR;
     hdr.error_no = (uint32_t)err;
     return tran_send(sock, &hdr, NULL, 0, NULL, 0);
 }

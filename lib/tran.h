@@ -119,6 +119,29 @@ int tran_rx_direct(struct tran_rx *rx, int sock,
 
 void tran_msg_close_fds(struct tran_msg *msg);
 
+/* The header's flags word, read through the VFIO_USER_F_* masks. */
+static inline unsigned
+tran_hdr_type(const struct vfio_user_header *hdr)
+{
+    return hdr->flags & VFIO_USER_F_TYPE_MASK;
+}
+
+static inline bool
+tran_hdr_no_reply(const struct vfio_user_header *hdr)
+{
+    return (hdr->flags & VFIO_USER_F_NO_REPLY) != 0;
+}
+
+static inline bool
+tran_hdr_error(const struct vfio_user_header *hdr)
+{
+    return (hdr->flags & VFIO_USER_F_ERROR) != 0;
+}
+
+/* Flag bits the protocol does not define. */
+#define TRAN_HDR_RESERVED_FLAGS \
+    ~(uint32_t)(VFIO_USER_F_TYPE_MASK | VFIO_USER_F_NO_REPLY | VFIO_USER_F_ERROR)
+
 /*
  * Sends a header and payload as one message with one sendmsg() (more only if
  * the kernel accepts part of it). @hdr->msg_size is set here. Returns 0 or

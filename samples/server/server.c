@@ -155,10 +155,11 @@ copy(vfu_ctx_t *ctx, struct dev *d)
         err = -nsrc;
     } else if ((ndst = describe(ctx, d, MAX_SGS / 2, dst, len, PROT_WRITE)) < 0) {
         err = -ndst;
-    } else if (vfu_sgl_read(ctx, (dma_sg_t *)d->sgs, nsrc, d->bounce) < 0 ||
+    } else if (vfu_sgl_read(ctx, (dma_sg_t *)d->sgs, nsrc, d->bounce,
+                            VFU_SGL_DIRECT_ACCESS) < 0 ||
                vfu_sgl_write(ctx, (dma_sg_t *)(d->sgs + MAX_SGS / 2 *
                                                dma_sg_size()), ndst,
-                             d->bounce) < 0) {
+                             d->bounce, VFU_SGL_DIRECT_ACCESS) < 0) {
         err = errno;
     }
     if (err != 0) {
@@ -400,7 +401,8 @@ main(int argc, char *argv[])
         (msix_off = vfu_pci_add_capability(ctx, 0, 0, &msix)) < 0 ||
         vfu_setup_device_nr_irqs(ctx, VFU_DEV_INTX_IRQ, 1) < 0 ||
         vfu_setup_device_nr_irqs(ctx, VFU_DEV_MSIX_IRQ, NR_VECTORS) < 0 ||
-        vfu_setup_device_dma(ctx, dma_register, dma_unregister) < 0 ||
+        vfu_setup_device_dma(ctx, LIBVFIO_USER_MAX_DMA_REGIONS, dma_register,
+                             dma_unregister) < 0 ||
         vfu_setup_device_reset_cb(ctx, reset) < 0 ||
         vfu_setup_device_migration_callbacks(ctx, &mig) < 0 ||
         vfu_setup_device_migration_data_size(ctx, mig_data_size) < 0 ||

@@ -59,8 +59,10 @@ dma_engine_run(vfu_ctx_t *ctx, struct test_dev *dev, uint32_t cmd)
         if (buf == NULL) {
             return ENOMEM;
         }
-        if (vfu_sgl_read(ctx, (dma_sg_t *)sgl[0], (size_t)nin, buf) < 0 ||
-            vfu_sgl_write(ctx, (dma_sg_t *)sgl[1], (size_t)nout, buf) < 0) {
+        if (vfu_sgl_read(ctx, (dma_sg_t *)sgl[0], (size_t)nin, buf,
+                         VFU_SGL_DIRECT_ACCESS) < 0 ||
+            vfu_sgl_write(ctx, (dma_sg_t *)sgl[1], (size_t)nout, buf,
+                          VFU_SGL_DIRECT_ACCESS) < 0) {
             err = errno;
         }
         free(buf);
@@ -226,7 +228,8 @@ dev_start(int max_clients)
                           rom_cb, VFU_REGION_FLAG_READ, NULL, 0, -1, 0) == 0,
          "ROM");
     must(vfu_setup_device_reset_cb(dev->ctx, reset_cb) == 0, "reset cb");
-    must(vfu_setup_device_dma(dev->ctx, dma_register_cb, dma_unregister_cb) == 0,
+    must(vfu_setup_device_dma(dev->ctx, 65535, dma_register_cb,
+                                dma_unregister_cb) == 0,
          "DMA callbacks");
     must(vfu_realize_ctx(dev->ctx) == 0, "vfu_realize_ctx");
     must(pthread_create(&dev->thread, NULL, serve, dev) == 0, "pthread");
@@ -302,13 +305,13 @@ raw_request(vfu_client_t *c, uint16_t cmd, uint32_t flags, const void *payload,
         return -1;
     }
     n = vfu_client_recv(c, &hdr, reply, cap, NULL, NULL);
-    if (n < 0 || hdr.msg_id != id || hdr.flags.type != VFIO_USER_F_TYPE_REPLY) {
+    if (n < 0 || hdr.msg_id != id || (hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY) {
         return -1;
     }
     if (reply_len != NULL) {
         *reply_len = (size_t)n;
     }
-    return hdr.flags.error ? (int)hdr.error_no : 0;
+    return !!(hdr.flags & VFIO_USER_F_ERROR) ? (int)hdr.error_no : 0;
 }
 
 bool

@@ -382,7 +382,7 @@ test_map_limit(void **state)
     assert_true(server_alive(f->c));
     assert_int_equal(f->dev->nr_dma_register, 65535);
     m = mk_map(info->max_dma_maps * 2 * PG, PG, 0, RW);
-    EXPECT_MAP_ERR(f, m, &f->memfd, 1, ENOSPC);
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);    /* beyond max_regions */
     assert_int_equal(req(f, VFIO_USER_DMA_UNMAP, &u, sizeof(u), NULL, 0, NULL,
                          0, NULL), 0);
     assert_int_equal(f->dev->nr_dma_unregister, 65535);
@@ -910,11 +910,11 @@ fake_request(struct fake *k, uint16_t cmd, uint32_t flags, const void *p,
     n = fake_recv(k, &h, rep, cap);
     assert_int_equal(h.msg_id, id);
     assert_int_equal(h.cmd, cmd);
-    assert_int_equal(h.flags.type, VFIO_USER_F_TYPE_REPLY);
+    assert_int_equal((h.flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_REPLY);
     if (rlen != NULL) {
         *rlen = n;
     }
-    if (h.flags.error) {
+    if (h.flags & VFIO_USER_F_ERROR) {
         assert_int_equal(n, 0);
         return (int)h.error_no;
     }
@@ -1082,11 +1082,11 @@ test_client_serve_faults(void **state)
     assert_int_equal(info.num_regions, 9);
     fake_recv(k, &h, rep, sizeof(rep));
     assert_int_equal(h.cmd, VFIO_USER_DEVICE_GET_INFO);
-    assert_int_equal(h.flags.type, VFIO_USER_F_TYPE_COMMAND);
+    assert_int_equal((h.flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_COMMAND);
     fake_recv(k, &h, rep, sizeof(rep));
     assert_int_equal(h.cmd, VFIO_USER_DMA_READ);
     assert_int_equal(h.msg_id, 0x55);
-    assert_int_equal(h.flags.error, 0);
+    assert_int_equal(!!(h.flags & VFIO_USER_F_ERROR), 0);
     k->next_id++;
 
     /* Nothing comes: 0 after the timeout. */
@@ -1098,7 +1098,7 @@ test_client_serve_faults(void **state)
     assert_int_equal(errno, EPROTO);
     fake_recv(k, &h, rep, sizeof(rep));
     assert_int_equal(h.msg_id, 0x56);
-    assert_int_equal(h.flags.error, 1);
+    assert_int_equal(!!(h.flags & VFIO_USER_F_ERROR), 1);
     assert_int_equal(h.error_no, EOPNOTSUPP);
     /* A reply nobody asked for. */
     fake_send(k, 0x57, VFIO_USER_DMA_READ, VFIO_USER_F_TYPE_REPLY, 0, NULL, 0,

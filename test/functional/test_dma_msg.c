@@ -246,7 +246,7 @@ next_request(struct fx *f, int fd, struct vfio_user_header *hdr,
         }
     }
     assert_true(n >= (ssize_t)sizeof(*rw));
-    assert_int_equal(hdr->flags.type, VFIO_USER_F_TYPE_COMMAND);
+    assert_int_equal((hdr->flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_COMMAND);
     assert_true(hdr->cmd == VFIO_USER_DMA_READ ||
                 hdr->cmd == VFIO_USER_DMA_WRITE);
     /* The spec's layout (QEMU 11.1's): 16 bytes, data: 32 + count in all. */
@@ -282,8 +282,8 @@ answer(struct fx *f, int fd, const struct vfio_user_header *req,
     if (fd < 0) {
         fd = vfu_client_fd(f->c);
     }
-    hdr.flags.type = VFIO_USER_F_TYPE_REPLY;
-    hdr.flags.error = error != 0;
+    hdr.flags = (hdr.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
+    hdr.flags |= error != 0 ? VFIO_USER_F_ERROR : 0;
     hdr.error_no = error;
     if (error == 0 && req->cmd == VFIO_USER_DMA_READ) {
         uint64_t off = rw->addr - BUF_IOVA;
@@ -417,7 +417,7 @@ test_wire_layout(void **state)
     memcpy(&u64, buf + 8, 8);
     assert_int_equal(u64, 4096);
     rh = hdr;
-    rh.flags.type = VFIO_USER_F_TYPE_REPLY;
+    rh.flags = (rh.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
     rh.msg_size = 32 + 4096;
     memcpy(buf + 16, f->guest, 4096);
     send_raw(vfu_client_fd(f->c), &rh, buf, 16 + 4096, NULL, 0);
@@ -440,7 +440,7 @@ test_wire_layout(void **state)
         assert_int_equal(u64, 4096);
         assert_memory_equal(buf + 16, f->data, 4096);
         rh = hdr;
-        rh.flags.type = VFIO_USER_F_TYPE_REPLY;
+        rh.flags = (rh.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
         rh.msg_size = (uint32_t)(sizeof(rh) + echo[form]);
         send_raw(vfu_client_fd(f->c), &rh, buf, echo[form], NULL, 0);
         assert_int_equal(result(f), 0);
@@ -548,10 +548,10 @@ test_quiesce_while_waiting(void **state)
     f->finish_quiesce = 1;
     assert_true(vfu_client_recv(f->c, &rh, buf, sizeof(buf), NULL, NULL) >= 0);
     assert_int_equal(rh.msg_id, id_unmap);
-    assert_false(rh.flags.error);
+    assert_false(!!(rh.flags & VFIO_USER_F_ERROR));
     assert_true(vfu_client_recv(f->c, &rh, buf, sizeof(buf), NULL, NULL) >= 0);
     assert_int_equal(rh.msg_id, id_read);
-    assert_false(rh.flags.error);
+    assert_false(!!(rh.flags & VFIO_USER_F_ERROR));
     stop(f);
 }
 
@@ -577,7 +577,7 @@ test_bad_answers(void **state)
     stray.msg_id ^= 0x5555;
     answer(f, -1, &stray, &rw, 0);
     struct vfio_user_header shrt = hdr;
-    shrt.flags.type = VFIO_USER_F_TYPE_REPLY;
+    shrt.flags = (shrt.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
     shrt.msg_size = sizeof(shrt) + 4;
     send_raw(vfu_client_fd(f->c), &shrt, "abcd", 4, NULL, 0);
     assert_int_equal(result(f), EPROTO);
@@ -637,7 +637,7 @@ test_twin_socket(void **state)
                                      sizeof(ver), NULL, 0, &id), 0);
     assert_true(vfu_client_recv(f->c, &hdr, reply, sizeof(reply), fds,
                                 &nr_fds) > 4);
-    assert_false(hdr.flags.error);
+    assert_false(!!(hdr.flags & VFIO_USER_F_ERROR));
     assert_int_equal(nr_fds, 1);
     assert_non_null(strstr(reply + 4, "\"fd_index\":0"));
     int twin = fds[0];
@@ -775,15 +775,15 @@ expect_reply(struct fx *f, struct sent s)
 
     assert_true(n >= 0);
     assert_int_equal(rh.msg_id, s.id);
-    assert_int_equal(rh.flags.type, VFIO_USER_F_TYPE_REPLY);
+    assert_int_equal((rh.flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_REPLY);
     if (s.err == ERR_ANY) {
-        assert_true(rh.flags.error);
+        assert_true(!!(rh.flags & VFIO_USER_F_ERROR));
         assert_int_not_equal(rh.error_no, ENOBUFS);
     } else if (s.err != 0 && s.err != NO_DATA) {
-        assert_true(rh.flags.error);
+        assert_true(!!(rh.flags & VFIO_USER_F_ERROR));
         assert_int_equal(rh.error_no, s.err);
     } else {
-        assert_false(rh.flags.error);
+        assert_false(!!(rh.flags & VFIO_USER_F_ERROR));
         if (s.err == 0) {
             assert_int_equal(ids, 0x1af4 | (0x1234u << 16));
         }
@@ -825,7 +825,7 @@ open_twin(struct fx *f)
                                      sizeof(ver), NULL, 0, &id), 0);
     assert_true(vfu_client_recv(f->c, &hdr, reply, sizeof(reply), fds,
                                 &nr_fds) > 4);
-    assert_false(hdr.flags.error);
+    assert_false(!!(hdr.flags & VFIO_USER_F_ERROR));
     assert_int_equal(nr_fds, 1);
     return fds[0];
 }
@@ -1077,7 +1077,7 @@ test_faulty_dma_reply(void **state)
     ring(f, REG_DOORBELL, 4096);
     next_request(f, -1, &hdr, &rw, NULL, 0);
     struct vfio_user_header big = hdr;
-    big.flags.type = VFIO_USER_F_TYPE_REPLY;
+    big.flags = (big.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
     big.msg_size = sizeof(big) + OVERSIZED_LEN;
     send_raw(vfu_client_fd(f->c), &big, body, OVERSIZED_LEN / 2,
              body, OVERSIZED_LEN / 2);
@@ -1086,7 +1086,7 @@ test_faulty_dma_reply(void **state)
     ring(f, REG_DOORBELL, 4096);
     next_request(f, -1, &hdr, &rw, NULL, 0);
     struct vfio_user_header shrt = hdr;
-    shrt.flags.type = VFIO_USER_F_TYPE_REPLY;
+    shrt.flags = (shrt.flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
     shrt.msg_size = 4;
     send_raw(vfu_client_fd(f->c), &shrt, NULL, 0, NULL, 0);
     assert_int_equal(result(f), EPROTO);

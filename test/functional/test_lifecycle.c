@@ -187,7 +187,7 @@ test_nonblocking(void **state)
     assert_int_not_equal(vfu_get_poll_fd(ctx), listen_fd);
     struct vfio_user_header hdr;
     assert_true(vfu_client_recv(c, &hdr, NULL, 0, NULL, NULL) >= 0);
-    assert_false(hdr.flags.error);
+    assert_false(!!(hdr.flags & VFIO_USER_F_ERROR));
 
     /* Nothing queued: 0 handled. Three queued: 3 handled in one call. */
     assert_int_equal(vfu_run_ctx(ctx), 0);
@@ -202,7 +202,7 @@ test_nonblocking(void **state)
     assert_int_equal(vfu_run_ctx(ctx), 3);
     for (int i = 0; i < 3; i++) {
         assert_true(vfu_client_recv(c, &hdr, NULL, 0, NULL, NULL) >= 0);
-        assert_false(hdr.flags.error);
+        assert_false(!!(hdr.flags & VFIO_USER_F_ERROR));
     }
     vfu_client_close(c);
     while (vfu_run_ctx(ctx) >= 0) {

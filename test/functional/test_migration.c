@@ -644,7 +644,7 @@ test_quiesce_first(void **state)
     f->release = 1;
     assert_true(vfu_client_recv(f->c, &hdr, NULL, 0, NULL, NULL) >= 0);
     assert_int_equal(hdr.msg_id, id);
-    assert_int_equal(hdr.flags.error, 0);
+    assert_int_equal(!!(hdr.flags & VFIO_USER_F_ERROR), 0);
     assert_int_equal(f->nr_steps, 1);
     assert_int_equal(get_state(f), S_STOP);
 }

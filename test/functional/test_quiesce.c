@@ -133,7 +133,7 @@ expect_reply(struct fx *f, uint16_t id, uint32_t error_no)
     struct vfio_user_header hdr;
     assert_true(vfu_client_recv(f->c, &hdr, NULL, 0, NULL, NULL) >= 0);
     assert_int_equal(hdr.msg_id, id);
-    assert_int_equal(hdr.flags.error ? hdr.error_no : 0, error_no);
+    assert_int_equal(!!(hdr.flags & VFIO_USER_F_ERROR) ? hdr.error_no : 0, error_no);
 }
 
 static void

@@ -116,17 +116,17 @@ req_full(vfu_client_t *c, uint16_t cmd, uint32_t flags, const void *payload,
     memset(&hdr, 0, sizeof(hdr));
     n = vfu_client_recv(c, &hdr, reply, cap, reply_fds, nr_reply_fds);
     if (n < 0 || hdr.msg_id != id || hdr.cmd != cmd ||
-        hdr.flags.type != VFIO_USER_F_TYPE_REPLY || hdr.flags.no_reply ||
-        hdr.flags.resvd != 0 || hdr.msg_size != HDR + (size_t)n) {
+        (hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY || !!(hdr.flags & VFIO_USER_F_NO_REPLY) ||
+        (hdr.flags & ~(VFIO_USER_F_TYPE_MASK | VFIO_USER_F_NO_REPLY | VFIO_USER_F_ERROR)) != 0 || hdr.msg_size != HDR + (size_t)n) {
         return -1;
     }
-    if (hdr.flags.error ? (n != 0 || hdr.error_no == 0) : hdr.error_no != 0) {
+    if (!!(hdr.flags & VFIO_USER_F_ERROR) ? (n != 0 || hdr.error_no == 0) : hdr.error_no != 0) {
         return -1;
     }
     if (reply_len != NULL) {
         *reply_len = (size_t)n;
     }
-    return hdr.flags.error ? (int)hdr.error_no : 0;
+    return !!(hdr.flags & VFIO_USER_F_ERROR) ? (int)hdr.error_no : 0;
 }
 
 static int
@@ -257,8 +257,8 @@ assert_next_is_read_reply(vfu_client_t *c)
                      sizeof(rep));
     assert_int_equal(hdr.msg_id, id);
     assert_int_equal(hdr.cmd, VFIO_USER_REGION_READ);
-    assert_int_equal(hdr.flags.type, VFIO_USER_F_TYPE_REPLY);
-    assert_int_equal(hdr.flags.error, 0);
+    assert_int_equal((hdr.flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_REPLY);
+    assert_int_equal(!!(hdr.flags & VFIO_USER_F_ERROR), 0);
     memcpy(&head, rep, sizeof(head));
     assert_int_equal(head.region, CFG_IDX);
     assert_int_equal(head.offset, 0);
@@ -336,7 +336,7 @@ recv_error(vfu_client_t *c, uint16_t id, uint16_t cmd)
     memset(&hdr, 0, sizeof(hdr));
     n = vfu_client_recv(c, &hdr, NULL, 0, NULL, NULL);
     if (n != 0 || hdr.msg_id != id || hdr.cmd != cmd ||
-        hdr.flags.type != VFIO_USER_F_TYPE_REPLY || !hdr.flags.error ||
+        (hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY || !(hdr.flags & VFIO_USER_F_ERROR) ||
         hdr.msg_size != HDR) {
         return -1;
     }
@@ -1423,7 +1423,7 @@ test_pipelined(void **state)
                                          NULL), sizeof(rep));
         assert_int_equal(hdr.msg_id, ids[i]);
         assert_int_equal(hdr.cmd, VFIO_USER_REGION_READ);
-        assert_int_equal(hdr.flags.error, 0);
+        assert_int_equal(!!(hdr.flags & VFIO_USER_F_ERROR), 0);
         memcpy(&v, rep + ACC, 4);
         assert_int_equal(v, i * 0x01010101u);
     }

@@ -1237,7 +1237,7 @@ test_struct_layouts(void **state)
     assert_int_equal(BITS_OF(struct pxdcap, etfs, 1), PCI_EXP_DEVCAP_EXT_TAG);
     assert_int_equal(BITS_OF(struct pxdcap, l0sl, 7), PCI_EXP_DEVCAP_L0S);
     assert_int_equal(BITS_OF(struct pxdcap, l1l, 7), PCI_EXP_DEVCAP_L1);
-    assert_int_equal(BITS_OF(struct pxdcap, per, 1), PCI_EXP_DEVCAP_RBER);
+    assert_int_equal(BITS_OF(struct pxdcap, rer, 1), PCI_EXP_DEVCAP_RBER);
     assert_int_equal(BITS_OF(struct pxdcap, csplv, 0xff),
                      PCI_EXP_DEVCAP_PWR_VAL);
     assert_int_equal(BITS_OF(struct pxdcap, cspls, 3), PCI_EXP_DEVCAP_PWR_SCL);
@@ -1249,6 +1249,18 @@ test_struct_layouts(void **state)
     assert_int_equal(BITS_OF(union pxdc, ens, 1), PCI_EXP_DEVCTL_NOSNOOP_EN);
     assert_int_equal(BITS_OF(union pxdc, mrrs, 7), PCI_EXP_DEVCTL_READRQ);
     assert_int_equal(BITS_OF(union pxdc, iflr, 1), PCI_EXP_DEVCTL_BCR_FLR);
+    assert_int_equal(BITS_OF(union pxlc, aspmc, 3), PCI_EXP_LNKCTL_ASPMC);
+    assert_int_equal(BITS_OF(union pxlc, rcb, 1), PCI_EXP_LNKCTL_RCB);
+    assert_int_equal(BITS_OF(union pxlc, ccc, 1), PCI_EXP_LNKCTL_CCC);
+    assert_int_equal(BITS_OF(union pxlc, clkreq_en, 1),
+                     PCI_EXP_LNKCTL_CLKREQ_EN);
+    assert_int_equal(BITS_OF(union pxlc, labie, 1), PCI_EXP_LNKCTL_LABIE);
+    assert_int_equal(BITS_OF(union pxdc2, comp_timeout, 0xf),
+                     PCI_EXP_DEVCTL2_COMP_TIMEOUT);
+    assert_int_equal(BITS_OF(union pxdc2, ari, 1), PCI_EXP_DEVCTL2_ARI);
+    assert_int_equal(BITS_OF(union pxdc2, ltr_en, 1), PCI_EXP_DEVCTL2_LTR_EN);
+    assert_int_equal(BITS_OF(struct pxdcap2, trs, 1),
+                     0x00020000 /* 10-bit tag requester */);
     assert_int_equal(BITS_OF(struct pxdcap2, ctds, 1),
                      PCI_EXP_DEVCAP2_COMP_TMOUT_DIS);
     assert_int_equal(BITS_OF(struct pxdcap2, arifs, 1), PCI_EXP_DEVCAP2_ARI);

@@ -253,7 +253,7 @@ test_send_sets_size(void **state)
     assert_int_equal(tran_send(f->sv[0], &hdr, iov, 2, NULL, 0), 0);
     next_msg(f, &msg);
     assert_int_equal(msg.hdr.msg_size, 16 + 12);
-    assert_int_equal(msg.hdr.flags.type, VFIO_USER_F_TYPE_REPLY);
+    assert_int_equal((msg.hdr.flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_REPLY);
     assert_memory_equal(msg.payload, payload, 12);
 }
 
@@ -270,7 +270,7 @@ test_direct_expected(void **state)
     size_t n = make_msg(buf, 5, 9, 16 + len, 0);
     struct vfio_user_header *hdr = (void *)buf;
 
-    hdr->flags.type = VFIO_USER_F_TYPE_REPLY;
+    hdr->flags = (hdr->flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
     for (size_t i = 0; i < 16 + len; i++) {
         buf[16 + i] = (uint8_t)(i * 13);
     }
@@ -301,8 +301,8 @@ test_direct_fallback(void **state)
     size_t n = make_msg(buf, 5, 9, 0, 0);
     struct vfio_user_header *hdr = (void *)buf;
 
-    hdr->flags.type = VFIO_USER_F_TYPE_REPLY;
-    hdr->flags.error = 1;
+    hdr->flags = (hdr->flags & ~VFIO_USER_F_TYPE_MASK) | (VFIO_USER_F_TYPE_REPLY);
+    hdr->flags |= VFIO_USER_F_ERROR;
     hdr->error_no = EIO;
     /* A server command behind it, whose bytes spill into dst. */
     n += make_msg(buf + n, 77, 11, 100, 0x3c);
@@ -311,7 +311,7 @@ test_direct_fallback(void **state)
 
     assert_int_equal(tran_rx_direct(&f->rx, f->sv[1], &expect, 16, dst, &msg), 0);
     assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
-    assert_true(msg.hdr.flags.error);
+    assert_true(!!(msg.hdr.flags & VFIO_USER_F_ERROR));
     assert_int_equal(msg.hdr.error_no, EIO);
     assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
     assert_int_equal(msg.hdr.msg_id, 77);
