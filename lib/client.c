@@ -378,7 +378,8 @@ vfu_client_negotiate(vfu_client_t *c, const char *caps_json)
         return fail(-EPROTO);   /* the server must not go above ours */
     }
     set_info(c, major, minor, &caps);
-    c->max_xfer = our_xfer;
+    c->max_xfer = our_xfer < CLIENT_MAX_DATA_XFER ? our_xfer
+                                                  : CLIENT_MAX_DATA_XFER;
     return 0;
 }
 

@@ -20,7 +20,9 @@
 #define CLIENT_RX_SLACK     (64 * 1024)
 #define CLIENT_RX_INITIAL   (VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE + \
                              CLIENT_RX_SLACK)
-#define CLIENT_RX_MAX       ((size_t)VFU_CAPS_MAX_DATA_XFER + CLIENT_RX_SLACK)
+/* The most data one message brings us, whatever we or the server announce. */
+#define CLIENT_MAX_DATA_XFER (64u * 1024 * 1024)
+#define CLIENT_RX_MAX       ((size_t)CLIENT_MAX_DATA_XFER + CLIENT_RX_SLACK)
 
 /*
  * Reads at least this big are received straight into the caller's buffer.

@@ -45,7 +45,8 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     vfu_ctx_t *ctx;
     int err;
 
-    if (trans != VFU_TRANS_SOCK || path == NULL || *path == '\0' ||
+    if ((trans != VFU_TRANS_SOCK && trans != VFU_TRANS_PIPE) ||
+        (trans == VFU_TRANS_SOCK && path == NULL) ||
         dev_type != VFU_DEV_TYPE_PCI || (flags & ~LIBVFIO_USER_FLAG_ATTACH_NB)) {
         errno = EINVAL;
         return NULL;
@@ -57,7 +58,9 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->flags = flags;
     ctx->pvt = pvt;
     ctx->dev_type = dev_type;
+    ctx->trans = trans;
     ctx->conn_fd = -1;
+    ctx->out_fd = -1;
     ctx->listen_fd = -1;
     ctx->twin_fd = -1;
     ctx->deferred_tail = &ctx->deferred;
@@ -68,7 +71,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].flags = VFU_REGION_FLAG_RW;
     ctx->reply_buf_size = SERVER_MAX_DATA_XFER +
                           sizeof(struct vfio_user_region_access);
-    ctx->sock_path = strdup(path);
+    ctx->sock_path = strdup(path != NULL ? path : "");
     if (posix_memalign(&ctx->reply_mem, 4096,
                        REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
         ctx->reply_mem = NULL;
@@ -85,11 +88,18 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     }
     ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].size = ctx->pci.cfg_size;
 
-    ctx->listen_fd = listen_unix(path, flags & LIBVFIO_USER_FLAG_ATTACH_NB);
-    if (ctx->listen_fd < 0) {
-        err = -ctx->listen_fd;
-        ctx->listen_fd = -1;
-        goto fail;
+    /*
+     * An empty path: a device that only builds its config space (no client
+     * will come). A pipe has nothing to listen on: vfu_attach_ctx() takes
+     * standard input and output.
+     */
+    if (trans == VFU_TRANS_SOCK && *path != '\0') {
+        ctx->listen_fd = listen_unix(path, flags & LIBVFIO_USER_FLAG_ATTACH_NB);
+        if (ctx->listen_fd < 0) {
+            err = -ctx->listen_fd;
+            ctx->listen_fd = -1;
+            goto fail;
+        }
     }
     return ctx;
 
@@ -140,7 +150,22 @@ vfu_get_poll_fd(vfu_ctx_t *ctx)
         errno = EINVAL;
         return -1;
     }
+    if (ctx->conn_fd < 0 && ctx->listen_fd < 0) {
+        errno = ENOTCONN;           /* no client yet (pipe) or none to come */
+        return -1;
+    }
     return ctx->conn_fd >= 0 ? ctx->conn_fd : ctx->listen_fd;
+}
+
+/* Closes the connection's fds; standard input and output stay open. */
+static void
+close_conn(vfu_ctx_t *ctx)
+{
+    if (ctx->trans != VFU_TRANS_PIPE) {
+        close(ctx->conn_fd);
+    }
+    ctx->conn_fd = -1;
+    ctx->out_fd = -1;
 }
 
 void
@@ -175,8 +200,7 @@ ctx_disconnect(vfu_ctx_t *ctx)
     }
     ctx->quiesced = false;
     ctx->conn_broken = false;
-    close(ctx->conn_fd);
-    ctx->conn_fd = -1;
+    close_conn(ctx);
     ctx->negotiated = false;
     tran_rx_reset(&ctx->rx);
     irq_reset(ctx);         /* the client's eventfds go with it */
@@ -264,7 +288,7 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
                   VFIO_USER_F_TYPE_REPLY, false);
     iov[0] = (struct iovec){ &ver, sizeof(ver) };
     iov[1] = (struct iovec){ json, json_len };
-    ret = tran_send(ctx->conn_fd, &hdr, iov, 2, &twin[1], twin[1] >= 0);
+    ret = tran_send(ctx->out_fd, &hdr, iov, 2, &twin[1], twin[1] >= 0);
     free(json);
     if (twin[1] >= 0) {
         close(twin[1]);             /* the client's end is on its way */
@@ -282,7 +306,7 @@ fail:
         close(twin[0]);
         close(twin[1]);
     }
-    (void)tran_send_error(ctx->conn_fd, &msg->hdr, -ret);
+    (void)tran_send_error(ctx->out_fd, &msg->hdr, -ret);
     return ret;
 }
 
@@ -305,6 +329,33 @@ attach_negotiate(vfu_ctx_t *ctx)
     return ret;
 }
 
+/*
+ * The next client: accepted on the listening socket, or standard input and
+ * output for a pipe (once: a pipe has one peer). 0 or -errno.
+ */
+static int
+accept_client(vfu_ctx_t *ctx)
+{
+    if (ctx->trans == VFU_TRANS_PIPE) {
+        if (ctx->pipe_used) {
+            return -ENOTCONN;
+        }
+        ctx->pipe_used = true;
+        ctx->conn_fd = STDIN_FILENO;
+        ctx->out_fd = STDOUT_FILENO;
+    } else if (ctx->listen_fd < 0) {
+        return -ENOTCONN;           /* made without a path: no clients */
+    } else {
+        ctx->conn_fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (ctx->conn_fd < 0) {
+            return -errno;
+        }
+        ctx->out_fd = ctx->conn_fd;
+    }
+    tran_rx_reset(&ctx->rx);
+    return 0;
+}
+
 VFU_EXPORT int
 vfu_attach_ctx(vfu_ctx_t *ctx)
 {
@@ -324,11 +375,11 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
         return -1;
     }
     if (ctx->conn_fd < 0) {
-        ctx->conn_fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (ctx->conn_fd < 0) {
-            return -1;      /* EAGAIN when non-blocking and nobody there */
+        ret = accept_client(ctx);
+        if (ret < 0) {
+            errno = -ret;   /* EAGAIN when non-blocking and nobody there */
+            return -1;
         }
-        tran_rx_reset(&ctx->rx);
     }
     ret = attach_negotiate(ctx);
     if (ret == -EAGAIN) {
@@ -337,8 +388,7 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
     }
     if (ret < 0) {
         /* This client is gone; the listener stays for the next one. */
-        close(ctx->conn_fd);
-        ctx->conn_fd = -1;
+        close_conn(ctx);
         if (ctx->twin_fd >= 0) {
             close(ctx->twin_fd);
             ctx->twin_fd = -1;
@@ -359,7 +409,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     }
     ctx_disconnect(ctx);
     if (ctx->conn_fd >= 0) {
-        close(ctx->conn_fd);
+        close_conn(ctx);            /* accepted, never negotiated */
     }
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);

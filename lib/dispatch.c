@@ -166,7 +166,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         reply.iovcnt = 0;
         reply.nr_fds = 0;
     }
-    ret = tran_send(ctx->conn_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
+    ret = tran_send(ctx->out_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
                     reply.nr_fds);
     if (ret < 0) {
         vfu_log_err(ctx, "msg%u: failed to send reply: %s", msg->hdr.msg_id,
@@ -196,7 +196,7 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
                     msg.hdr.msg_id, strerror(quiesce_errno));
         tran_msg_close_fds(&msg);
         ret = tran_hdr_no_reply(&msg.hdr) ? 0 :
-              tran_send_error(ctx->conn_fd, &msg.hdr, quiesce_errno);
+              tran_send_error(ctx->out_fd, &msg.hdr, quiesce_errno);
     }
     free(ctx->pending_data);
     ctx->pending_data = NULL;

@@ -82,7 +82,7 @@ refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
     if (tran_hdr_no_reply(&msg->hdr)) {
         return 0;
     }
-    return tran_send_error(ctx->conn_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
+    return tran_send_error(ctx->out_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
 }
 
 /*
@@ -250,7 +250,7 @@ static int
 dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
               bool is_write)
 {
-    int sock = ctx->twin_fd >= 0 ? ctx->twin_fd : ctx->conn_fd;
+    int sock = ctx->twin_fd >= 0 ? ctx->twin_fd : ctx->out_fd;
     uint16_t cmd = is_write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ;
     struct vfio_user_dma_rw rw = { .addr = addr, .count = count };
     struct vfio_user_header hdr;

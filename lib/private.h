@@ -135,7 +135,10 @@ struct vfu_ctx {
     bool realized;
 
     int listen_fd;
-    int conn_fd;                    /* -1 when no client */
+    int conn_fd;                    /* -1 when no client; read from */
+    int out_fd;                     /* written to: conn_fd, or stdout (pipe) */
+    vfu_trans_t trans;
+    bool pipe_used;                 /* VFU_TRANS_PIPE: its one client came */
     bool negotiated;
     struct vfu_caps client_caps;
     struct tran_rx rx;

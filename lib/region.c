@@ -52,6 +52,7 @@ check_region_args(vfu_ctx_t *ctx, int idx, size_t size, int flags,
                   uint64_t offset)
 {
     struct stat st;
+    int ret;
 
     if (idx < 0 || idx >= VFU_PCI_DEV_NUM_REGIONS ||
         (flags & ~VFU_REGION_FLAG_MASK) || fd < -1 ||
@@ -67,7 +68,10 @@ check_region_args(vfu_ctx_t *ctx, int idx, size_t size, int flags,
         }
         return 0;
     }
-    if (size == 0 || (flags & VFU_REGION_FLAG_ALWAYS_CB)) {
+    if (size == 0) {
+        return 0;               /* clears the region: nothing else counts */
+    }
+    if (flags & VFU_REGION_FLAG_ALWAYS_CB) {
         return -EINVAL;
     }
     if ((flags & (VFU_REGION_FLAG_64_BITS | VFU_REGION_FLAG_PREFETCH)) &&
@@ -96,11 +100,42 @@ check_region_args(vfu_ctx_t *ctx, int idx, size_t size, int flags,
     if (fstat(fd, &st) < 0) {
         return -EBADF;
     }
-    if (S_ISREG(st.st_mode) &&
-        (offset > (uint64_t)st.st_size || size > (uint64_t)st.st_size - offset)) {
-        return -EINVAL;         /* the client could not map all of it */
+    ret = check_mmap_areas(areas, nr_areas, size);
+    if (ret < 0 || !S_ISREG(st.st_mode)) {
+        return ret;
     }
-    return check_mmap_areas(areas, nr_areas, size);
+    /*
+     * What the client may map must lie in the file (past its end a mapping
+     * faults): the mmap areas, or the whole region when none are given. The
+     * rest of a larger region is reached through the callback (SPDK's BAR0
+     * is 16 KiB with only its doorbell page in an 8 KiB file).
+     */
+    for (uint32_t i = 0; i < (nr_areas > 0 ? nr_areas : 1); i++) {
+        uint64_t end = nr_areas > 0 ? (uintptr_t)areas[i].iov_base +
+                                      areas[i].iov_len : size;
+        if (offset > (uint64_t)st.st_size ||
+            end > (uint64_t)st.st_size - offset) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Size 0: the region goes, and its BAR (both halves of a 64-bit one) reads 0. */
+static void
+clear_region(vfu_ctx_t *ctx, int idx)
+{
+    struct vfu_region *r = &ctx->regions[idx];
+    bool mem64 = (r->flags & VFU_REGION_FLAG_64_BITS) != 0;
+
+    free(r->mmap_areas);
+    *r = (struct vfu_region){ .fd = -1 };
+    if (idx <= VFU_PCI_DEV_ROM_REGION_IDX) {
+        pci_region_changed(ctx, idx);
+        if (mem64) {
+            pci_region_changed(ctx, idx + 1);
+        }
+    }
 }
 
 VFU_EXPORT int
@@ -133,6 +168,10 @@ vfu_setup_region(vfu_ctx_t *ctx, int idx, size_t size,
     }
 
     r = &ctx->regions[idx];
+    if (size == 0 && idx != VFU_PCI_DEV_CFG_REGION_IDX) {
+        clear_region(ctx, idx);
+        return 0;
+    }
     free(r->mmap_areas);
     r->cb = cb;
     r->flags = flags;

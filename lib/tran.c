@@ -7,6 +7,7 @@
  * to the last message that starts inside that read.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -202,6 +203,31 @@ store_fds(struct tran_rx *rx, size_t from, int *fds, size_t nr, bool lost)
 }
 
 /*
+ * One read from a stream that is not a socket (VFU_TRANS_PIPE's standard
+ * input): no fds, and non-blocking only by asking poll() first, since the
+ * fd's flags are shared with whoever else holds it.
+ */
+static ssize_t
+read_pipe(int fd, struct iovec *iov, size_t iovcnt, int flags)
+{
+    ssize_t n;
+
+    if (flags & MSG_DONTWAIT) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 0) == 0) {
+            return -EAGAIN;
+        }
+    }
+    do {
+        n = readv(fd, iov, (int)iovcnt);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return -errno;
+    }
+    return n == 0 ? -ENOTCONN : n;
+}
+
+/*
  * One recvmsg() into @iov; received fds go to @fds (closed beyond
  * TRAN_MAX_FDS). Returns bytes received or -errno (-ENOTCONN at EOF).
  */
@@ -229,6 +255,9 @@ recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
     if (n < 0) {
         if (errno == EWOULDBLOCK || errno == EAGAIN) {
             return -EAGAIN;
+        }
+        if (errno == ENOTSOCK) {
+            return read_pipe(sock, iov, iovcnt, flags);
         }
         return (errno == ECONNRESET || errno == EPIPE) ? -ENOTCONN : -errno;
     }
@@ -505,6 +534,13 @@ tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
 
     while (total > 0) {
         ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK) {
+            /* A pipe (VFU_TRANS_PIPE's standard output) carries no fds. */
+            if (mh.msg_control != NULL) {
+                return -EINVAL;
+            }
+            n = writev(sock, mh.msg_iov, (int)mh.msg_iovlen);
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

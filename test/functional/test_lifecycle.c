@@ -15,11 +15,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "harness.h"
+
+/* Version data sent without its terminating NUL. */
+static bool no_nul;
 
 /* Sends VERSION with @json (raw) and returns the reply's error_no. */
 static int
@@ -28,7 +32,7 @@ propose(vfu_client_t *c, uint16_t major, const char *json, void *reply,
 {
     uint8_t buf[512];
     struct vfio_user_version *ver = (void *)buf;
-    size_t n = json != NULL ? strlen(json) + 1 : 0;
+    size_t n = json != NULL ? strlen(json) + !no_nul : 0;
 
     ver->major = major;
     ver->minor = 7;
@@ -89,9 +93,13 @@ test_negotiation_rejects(void **state)
     (void)state;
     check_rejected(0, "{\"capabilities\":", EINVAL);
     check_rejected(0, "{\"capabilities\":{\"max_msg_fds\":\"many\"}}", EINVAL);
-    check_rejected(0, "{\"capabilities\":{\"max_data_xfer_size\":1}}", EINVAL);
+    check_rejected(0, "{\"capabilities\":{\"max_data_xfer_size\":0}}", EINVAL);
     check_rejected(0, "{\"capabilities\":{\"pgsizes\":1000}}", EINVAL);
     check_rejected(1, "{}", ENOTSUP);
+    /* Version data is a NUL-terminated JSON string, or nothing. */
+    no_nul = true;
+    check_rejected(0, "{}", EINVAL);
+    no_nul = false;
 }
 
 static void
@@ -274,7 +282,6 @@ test_setup_region_checks(void **state)
     int rw = VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM;
     REFUSED(vfu_setup_region(ctx, 9, 4096, NULL, rw, NULL, 0, -1, 0), EINVAL);
     REFUSED(vfu_setup_region(ctx, -1, 4096, NULL, rw, NULL, 0, -1, 0), EINVAL);
-    REFUSED(vfu_setup_region(ctx, 0, 0, NULL, rw, NULL, 0, -1, 0), EINVAL);
     REFUSED(vfu_setup_region(ctx, 0, 4096, NULL, 1 << 10, NULL, 0, -1, 0), EINVAL);
     /* Sparse areas need an fd, and must lie inside, aligned, apart. */
     REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &good, 1, -1, 0), EINVAL);
@@ -283,8 +290,18 @@ test_setup_region_checks(void **state)
     REFUSED(vfu_setup_region(ctx, 0, 16384, NULL, rw, overlap, 2, memfd, 0), EINVAL);
     REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &good, 0, memfd, 0), EINVAL);
     REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, NULL, 0, memfd, 100), EINVAL);
-    /* The fd must hold the region. */
+    /* The fd must hold what the client may map: all of it without areas... */
     REFUSED(vfu_setup_region(ctx, 0, 32768, NULL, rw, NULL, 0, memfd, 0), EINVAL);
+    /* ...or the areas, in a region larger than the file (SPDK's BAR0). */
+    struct iovec past_end = { (void *)16384, 4096 };
+    REFUSED(vfu_setup_region(ctx, 0, 32768, NULL, rw, &past_end, 1, memfd, 0),
+            EINVAL);
+    REFUSED(vfu_setup_region(ctx, 0, 32768, NULL, rw, &good, 1, memfd, 16384),
+            EINVAL);
+    assert_int_equal(vfu_setup_region(ctx, 4, 32768, NULL,
+                                      rw | VFU_REGION_FLAG_64_BITS |
+                                      VFU_REGION_FLAG_PREFETCH, &good, 1, memfd,
+                                      0), 0);
     REFUSED(vfu_setup_region(ctx, 0, 4096, NULL, rw, NULL, 0, 1000, 0), EBADF);
     /* 64-bit BARs: memory only, not BAR5, and the next slot stays free. */
     REFUSED(vfu_setup_region(ctx, 5, 4096, NULL, rw | VFU_REGION_FLAG_64_BITS,
@@ -314,9 +331,172 @@ test_setup_region_checks(void **state)
     assert_non_null(cfg);
     assert_int_equal(cfg->hdr.bars[3].raw & 1, 1);   /* an I/O BAR now */
     assert_int_equal(cfg->hdr.bars[0].raw & 0x6, 0x4); /* 64-bit */
+    assert_int_equal(cfg->hdr.bars[4].raw, 0xc);   /* 64-bit prefetchable */
+    /* Size 0 clears a region and its BAR, both halves of a 64-bit one. */
+    assert_int_equal(vfu_setup_region(ctx, 4, 0, NULL, 0, NULL, 0, -1, 0), 0);
+    assert_int_equal(cfg->hdr.bars[4].raw, 0);
+    assert_int_equal(vfu_setup_region(ctx, 5, 4096, NULL, rw, NULL, 0, -1, 0),
+                     0);                            /* BAR5 is free again */
+    assert_int_equal(vfu_setup_region(ctx, 0, 0, NULL, 0, NULL, 0, -1, 0), 0);
+    assert_int_equal(cfg->hdr.bars[0].raw, 0);
+    assert_int_equal(cfg->hdr.bars[1].raw, 0);
+    assert_int_equal(vfu_setup_region(ctx, 1, 4096, NULL, rw, NULL, 0, -1, 0),
+                     0);                            /* BAR1 is free again */
     vfu_destroy_ctx(ctx);
     close(memfd);
     rmdir(dir);
+}
+
+/* Writes all of @len bytes, or fails the test. */
+static void
+write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads one message from a pipe: its header, and its payload into @buf. */
+static size_t
+read_msg(int fd, struct vfio_user_header *hdr, void *buf, size_t cap)
+{
+    size_t got = 0, len;
+
+    while (got < sizeof(*hdr)) {
+        ssize_t n = read(fd, (uint8_t *)hdr + got, sizeof(*hdr) - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    len = hdr->msg_size - sizeof(*hdr);
+    assert_true(len <= cap);
+    for (got = 0; got < len;) {
+        ssize_t n = read(fd, (uint8_t *)buf + got, len - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    return len;
+}
+
+/* The device side of test_pipe_transport, in a child process. */
+static int
+pipe_device(void)
+{
+    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_PIPE, NULL, 0, NULL,
+                                    VFU_DEV_TYPE_PCI);
+    if (ctx == NULL || vfu_pci_init(ctx, VFU_PCI_TYPE_CONVENTIONAL, 0, 0) < 0) {
+        return 10;
+    }
+    vfu_pci_set_id(ctx, 0x1af4, 0x4242, 0, 0);
+    if (vfu_realize_ctx(ctx) < 0 || vfu_attach_ctx(ctx) < 0) {
+        return 11;
+    }
+    if (vfu_get_poll_fd(ctx) != STDIN_FILENO) {
+        return 12;
+    }
+    while (vfu_run_ctx(ctx) >= 0) {
+    }
+    if (errno != ENOTCONN) {
+        return 13;
+    }
+    /* A pipe has one client: it does not come back. */
+    if (vfu_attach_ctx(ctx) == 0 || errno != ENOTCONN) {
+        return 14;
+    }
+    vfu_destroy_ctx(ctx);
+    return 0;
+}
+
+/*
+ * VFU_TRANS_PIPE: the device talks over its standard input and output,
+ * here two pipes to a child process: negotiation, a request, a refused
+ * request, and the client leaving.
+ */
+static void
+test_pipe_transport(void **state)
+{
+    int to_dev[2], from_dev[2], status;
+    const char json[] = "{\"capabilities\":{\"max_msg_fds\":0}}";
+    uint8_t buf[512];
+    struct vfio_user_header h = { .msg_id = 1, .cmd = VFIO_USER_VERSION };
+    struct vfio_user_version ver = { .major = 0, .minor = 0 };
+    struct vfio_user_region_access rd = {
+        .offset = 0, .region = VFU_PCI_DEV_CFG_REGION_IDX, .count = 4 };
+    uint32_t ids;
+    pid_t pid;
+    (void)state;
+
+    assert_int_equal(pipe(to_dev), 0);
+    assert_int_equal(pipe(from_dev), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(to_dev[0], STDIN_FILENO);
+        dup2(from_dev[1], STDOUT_FILENO);
+        close(to_dev[0]); close(to_dev[1]);
+        close(from_dev[0]); close(from_dev[1]);
+        _exit(pipe_device());
+    }
+    close(to_dev[0]);
+    close(from_dev[1]);
+
+    h.msg_size = sizeof(h) + sizeof(ver) + sizeof(json);
+    write_all(to_dev[1], &h, sizeof(h));
+    write_all(to_dev[1], &ver, sizeof(ver));
+    write_all(to_dev[1], json, sizeof(json));
+    assert_true(read_msg(from_dev[0], &h, buf, sizeof(buf)) > sizeof(ver));
+    assert_int_equal(h.msg_id, 1);
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
+
+    h = (struct vfio_user_header){ .msg_id = 2, .cmd = VFIO_USER_REGION_READ,
+                                   .msg_size = sizeof(h) + sizeof(rd) };
+    write_all(to_dev[1], &h, sizeof(h));
+    write_all(to_dev[1], &rd, sizeof(rd));
+    assert_int_equal(read_msg(from_dev[0], &h, buf, sizeof(buf)),
+                     sizeof(rd) + 4);
+    assert_int_equal(h.msg_id, 2);
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
+    memcpy(&ids, buf + sizeof(rd), 4);
+    assert_int_equal(ids, 0x1af4 | (0x4242u << 16));
+
+    /* A bad request is answered, and the device keeps serving. */
+    h = (struct vfio_user_header){ .msg_id = 3, .cmd = 0x7777,
+                                   .msg_size = sizeof(h) };
+    write_all(to_dev[1], &h, sizeof(h));
+    read_msg(from_dev[0], &h, buf, sizeof(buf));
+    assert_int_equal(h.msg_id, 3);
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
+    assert_int_equal(h.error_no, ENOSYS);
+
+    close(to_dev[1]);                   /* the client leaves */
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(from_dev[0]);
+}
+
+/* An empty path: a device that only builds config space; no client comes. */
+static void
+test_config_only_device(void **state)
+{
+    vfu_ctx_t *ctx = vfu_create_ctx(VFU_TRANS_SOCK, "", 0, NULL,
+                                    VFU_DEV_TYPE_PCI);
+    int fds = count_open_fds();
+    (void)state;
+
+    assert_non_null(ctx);
+    assert_int_equal(vfu_pci_init(ctx, VFU_PCI_TYPE_EXPRESS, 0, 0), 0);
+    vfu_pci_set_id(ctx, 0x8086, 0x1234, 0, 0);
+    assert_int_equal(vfu_realize_ctx(ctx), 0);
+    assert_int_equal(vfu_pci_get_config_space(ctx)->hdr.id.vid, 0x8086);
+    assert_int_equal(vfu_get_poll_fd(ctx), -1);
+    assert_int_equal(vfu_attach_ctx(ctx), -1);
+    assert_int_equal(errno, ENOTCONN);
+    vfu_destroy_ctx(ctx);
+    assert_int_equal(count_open_fds(), fds);
 }
 
 int
@@ -330,6 +510,8 @@ main(void)
         cmocka_unit_test(test_nonblocking),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_setup_region_checks),
+        cmocka_unit_test(test_pipe_transport),
+        cmocka_unit_test(test_config_only_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
