@@ -54,7 +54,6 @@ struct cap_kind {
     uint16_t id;
     bool ext;
     bool unique;            /* at most one per function */
-    bool express_only;
     /* Size in config space worked out from @data; 0 when @data is invalid. */
     size_t (*size)(const uint8_t *data);
     size_t copy_max;        /* bytes taken from @data (0: the size) */
@@ -289,12 +288,17 @@ px_version(const uint8_t *cap)
     return pci_get16(cap, PCI_EXP_FLAGS) & PCI_EXP_FLAGS_VERS;
 }
 
+/*
+ * Version 1 is 0x24 bytes; 2, and 0 as devices written for the original
+ * library leave it (struct pxcap zeroed), all of struct pxcap.
+ */
 static size_t
 px_size(const uint8_t *data)
 {
     switch (px_version(data)) {
     case 1:
         return PX_SIZEOF_V1;
+    case 0:
     case 2:
         return PX_SIZEOF_V2;
     default:
@@ -414,7 +418,7 @@ static const struct cap_kind kinds[] = {
       .rules = msi_rules, .write = msi_write },
     { .id = PCI_CAP_ID_MSIX, .unique = true, .size = msix_size,
       .rules = msix_rules },
-    { .id = PCI_CAP_ID_EXP, .unique = true, .express_only = true,
+    { .id = PCI_CAP_ID_EXP, .unique = true,
       .size = px_size, .copy_max = sizeof(struct pxcap),
       .rules = px_rules, .write = px_write },
     { .id = PCI_CAP_ID_VNDR, .size = vsc_size, .rw_from = 3 },
@@ -591,9 +595,6 @@ add_cap(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
                     ext ? " (extended)" : "");
         return -ENOTSUP;
     }
-    if (k->express_only && ctx->pci.type != VFU_PCI_TYPE_EXPRESS) {
-        return -EINVAL;
-    }
     size = k->size(data);
     if (size == 0 || size > hi - lo) {
         vfu_log_err(ctx, "capability %#x: invalid contents", id);
@@ -697,16 +698,23 @@ vfu_pci_find_next_capability(vfu_ctx_t *ctx, bool extended, size_t pos,
         errno = EINVAL;
         return 0;
     }
-    for (i = 0; i < ctx->pci.nr_caps; i++) {
-        if (ctx->pci.caps[i].ext == extended && ctx->pci.caps[i].off == pos) {
-            break;
+    /* The chain is in list order; position 0 means its head. */
+    if (pos == 0) {
+        i = 0;
+    } else {
+        for (i = 0; i < ctx->pci.nr_caps; i++) {
+            if (ctx->pci.caps[i].ext == extended &&
+                ctx->pci.caps[i].off == pos) {
+                break;
+            }
         }
+        if (i == ctx->pci.nr_caps) {
+            errno = EINVAL;     /* @pos is not a capability of this chain */
+            return 0;
+        }
+        i++;
     }
-    if (i == ctx->pci.nr_caps) {
-        errno = EINVAL;     /* @pos is not a capability of this chain */
-        return 0;
-    }
-    for (i++; i < ctx->pci.nr_caps; i++) {
+    for (; i < ctx->pci.nr_caps; i++) {
         if (ctx->pci.caps[i].ext == extended &&
             ctx->pci.caps[i].id == cap_id) {
             return ctx->pci.caps[i].off;

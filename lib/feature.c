@@ -78,15 +78,20 @@ logging_start(vfu_ctx_t *ctx, struct tran_msg *msg,
     return 0;
 }
 
+/*
+ * STOP has no data of its own; clients may send START's control block (or
+ * anything) after the header, as the kernel's uAPI lets them. It is ignored
+ * and the reply is the header alone.
+ */
 static int
 logging_stop(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
 {
-    if (msg->len != FEATURE_HDR) {
+    if (msg->len < FEATURE_HDR) {
         vfu_log_err(ctx, "DMA_LOGGING_STOP: payload of %zu bytes", msg->len);
         return -EINVAL;
     }
     dma_log_stop(ctx);
-    reply_add(reply, msg->payload, msg->len);
+    reply_add(reply, msg->payload, FEATURE_HDR);
     return 0;
 }
 

@@ -254,6 +254,15 @@ set_state(vfu_ctx_t *ctx, uint32_t to)
 }
 
 int
+migration_leave_error(vfu_ctx_t *ctx)
+{
+    if (ctx->migr == NULL || ctx->migr->state != VFIO_DEVICE_STATE_ERROR) {
+        return 0;
+    }
+    return migration_reset(ctx);
+}
+
+int
 migration_reset(vfu_ctx_t *ctx)
 {
     struct vfu_migration *m = ctx->migr;

@@ -415,11 +415,16 @@ int handle_mig_data_read(vfu_ctx_t *ctx, struct tran_msg *msg,
 int handle_mig_data_write(vfu_ctx_t *ctx, struct tran_msg *msg,
                           struct vfu_reply *reply);
 /*
- * Back to RUNNING after a device reset or when the client goes (the
- * transition callback tells the device when it was elsewhere); 0, or the
- * callback's -errno with the state ERROR.
+ * Back to RUNNING when the client goes (the transition callback tells the
+ * device when it was elsewhere); 0, or the callback's -errno with the
+ * state ERROR.
  */
 int migration_reset(vfu_ctx_t *ctx);
+/*
+ * A device reset: the migration state stays (a VMM resets devices while
+ * one is RESUMING), except ERROR, which only a reset leaves (for RUNNING).
+ */
+int migration_leave_error(vfu_ctx_t *ctx);
 void migration_free(vfu_ctx_t *ctx);
 
 /* caps.c */

@@ -272,7 +272,7 @@ check_access(vfu_ctx_t *ctx, uint32_t idx, uint64_t offset, uint64_t count,
         return -EINVAL;
     }
     r = &ctx->regions[idx];
-    if (count == 0 || offset > r->size || count > r->size - offset) {
+    if (offset > r->size || count > r->size - offset) {
         vfu_log_err(ctx, "region %u: access %#" PRIx64 "+%" PRIu64
                     " outside its %zu bytes", idx, offset, count, r->size);
         return -EINVAL;
@@ -293,6 +293,9 @@ region_access(vfu_ctx_t *ctx, uint32_t idx, char *buf, size_t count,
     const struct vfu_region *r = &ctx->regions[idx];
     ssize_t ret;
 
+    if (count == 0) {
+        return 0;       /* nothing to move; the device is not asked */
+    }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
         ret = pci_config_access(ctx, buf, count, offset, is_write);
         return ret < 0 ? (int)ret : 0;

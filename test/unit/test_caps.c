@@ -249,7 +249,6 @@ test_add_refused(void **state)
     vfu_ctx_t *ctx = *state;
     vfu_ctx_t *bare = new_ctx((vfu_pci_type_t)-1);
     struct pmcap pm = pm_cap(3, 0);
-    struct pxcap px = px_cap(2, 0, 0);
     struct msicap msi = msi_cap(6 << 1);
     struct msixcap x6 = msix_cap(4, 6, 0);
     struct msixcap x7 = msix_cap(4, 0, 7);
@@ -266,7 +265,6 @@ test_add_refused(void **state)
                                  VFU_CAP_FLAG_READONLY, &pm), -EINVAL);
     assert_int_equal(add(ctx, 0, VFU_CAP_FLAG_EXTENDED, &pm), -EINVAL);
     assert_int_equal(add(ctx, 0, 0, agp), -ENOTSUP);
-    assert_int_equal(add(ctx, 0, 0, &px), -EINVAL);        /* not Express */
     assert_int_equal(add(ctx, 0, 0, &msi), -EINVAL);       /* 64 vectors */
     assert_int_equal(add(ctx, 0, 0, &x6), -EINVAL);        /* table BIR 6 */
     assert_int_equal(add(ctx, 0, 0, &x7), -EINVAL);        /* PBA BIR 7 */
@@ -291,14 +289,13 @@ test_add_refused_express(void **state)
 {
     vfu_ctx_t *ctx = *state;
     struct dsncap d = dsn_cap(1);
-    struct pxcap px0 = px_cap(0, 0, 0), px3 = px_cap(3, 0, 0);
+    struct pxcap px3 = px_cap(3, 0, 0);
     uint8_t aer[8] = { PCI_EXT_CAP_ID_ERR, 0, 1, 0 };
     uint8_t v[0x40];
     uint8_t big[8];
     uint32_t h;
 
-    assert_int_equal(add(ctx, 0, 0, &px0), -EINVAL);
-    assert_int_equal(add(ctx, 0, 0, &px3), -EINVAL);
+    assert_int_equal(add(ctx, 0, 0, &px3), -EINVAL);       /* version 3 */
     assert_int_equal(add(ctx, 0, VFU_CAP_FLAG_EXTENDED, aer), -ENOTSUP);
     /* The first extended capability must be at 0x100. */
     assert_int_equal(add(ctx, 0x104, VFU_CAP_FLAG_EXTENDED, &d), -EINVAL);
@@ -1176,6 +1173,46 @@ test_added_after_realize(void **state)
     assert_int_equal(rd(ctx, 0x4c, 2), 3);
 }
 
+/*
+ * Devices written for the original library: the PCI Express capability on
+ * a conventional device, version 0 taken as all 0x3c bytes, and the
+ * search for the next capability starting at position 0.
+ */
+static void
+test_original_habits(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    struct pxcap px = px_cap(0, 0, 0);
+    struct pmcap pm = pm_cap(0, 0);
+    uint8_t v[8];
+    size_t at;
+
+    memset(&px.pxlcap2, 0xa5, sizeof(px.pxlcap2));  /* beyond version 1 */
+    assert_int_equal(add(ctx, 0, 0, &pm), 0x40);
+    at = (size_t)add(ctx, 0, 0, &px);
+    assert_int_equal(at, 0x48);
+    assert_int_equal(rd(ctx, at + offsetof(struct pxcap, pxlcap2), 4),
+                     0xa5a5a5a5);
+    vsc(v, 8);
+    assert_int_equal(add(ctx, 0, 0, v), 0x48 + 0x3c);
+    vsc(v, 8);
+    assert_int_equal(add(ctx, 0, 0, v), 0x48 + 0x3c + 8);
+    assert_int_equal(vfu_pci_find_next_capability(ctx, false, 0,
+                                                  PCI_CAP_ID_EXP), 0x48);
+    assert_int_equal(vfu_pci_find_next_capability(ctx, false, 0,
+                                                  PCI_CAP_ID_PM), 0x40);
+    at = vfu_pci_find_next_capability(ctx, false, 0, PCI_CAP_ID_VNDR);
+    assert_int_equal(at, 0x48 + 0x3c);
+    at = vfu_pci_find_next_capability(ctx, false, at, PCI_CAP_ID_VNDR);
+    assert_int_equal(at, 0x48 + 0x3c + 8);
+    assert_int_equal(vfu_pci_find_next_capability(ctx, false, at,
+                                                  PCI_CAP_ID_VNDR), 0);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(vfu_pci_find_next_capability(ctx, false, 0,
+                                                  PCI_CAP_ID_MSI), 0);
+    assert_int_equal(errno, ENOENT);
+}
+
 static void
 test_pcix_extended(void **state)
 {
@@ -1185,10 +1222,11 @@ test_pcix_extended(void **state)
     struct pxcap px = px_cap(2, 0, 0);
 
     (void)state;
-    /* Mode 2 has the 4096-byte space, mode 1 does not; neither is Express. */
+    /* Mode 2 has the 4096-byte space, mode 1 does not. */
     assert_int_equal(add(x1, 0, VFU_CAP_FLAG_EXTENDED, &d), -EINVAL);
     assert_int_equal(add(x2, 0, VFU_CAP_FLAG_EXTENDED, &d), 0x100);
-    assert_int_equal(add(x2, 0, 0, &px), -EINVAL);
+    /* The PCI Express capability goes on any type, as the original allows. */
+    assert_int_equal(add(x2, 0, 0, &px), 0x40);
     teardown((void **)&x1);
     teardown((void **)&x2);
 }
@@ -1296,6 +1334,7 @@ main(void)
         TC(test_add_refused),
         TE(test_add_refused_express),
         TC(test_pcix_extended),
+        TC(test_original_habits),
         TC(test_placement_chain),
         TC(test_placement_full),
         TE(test_ext_chain),
