@@ -79,7 +79,7 @@ next_msg(struct vfu_client *c, struct tran_msg *msg)
         if (tran_rx_next(&c->rx, msg) == 1) {
             return 0;
         }
-        ssize_t n = tran_rx_fill(&c->rx, c->fd, true);
+        ssize_t n = tran_rx_fill(&c->rx, c->fd, TRAN_RX_BLOCK);
         if (n < 0) {
             return (int)n;
         }

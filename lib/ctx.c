@@ -168,12 +168,21 @@ close_conn(vfu_ctx_t *ctx)
     ctx->out_fd = -1;
 }
 
-void
-ctx_disconnect(vfu_ctx_t *ctx)
+int
+ctx_disconnect(vfu_ctx_t *ctx, bool wait_for_quiesce)
 {
     if (ctx->conn_fd < 0) {
-        return;
+        return 0;
     }
+    if (ctx->negotiated && !ctx->quiesced && !ctx->disconnecting) {
+        int ret = device_quiesce(ctx);
+        if (ret == HANDLER_PENDING && wait_for_quiesce) {
+            ctx->disconnecting = true;  /* vfu_device_quiesced() goes on */
+            return -EBUSY;
+        }
+        /* A device that cannot quiesce is reset all the same: no client. */
+    }
+    ctx->disconnecting = false;
     if (ctx->negotiated) {
         (void)device_call_reset(ctx, VFU_RESET_LOST_CONN);  /* logs failure */
     }
@@ -208,6 +217,7 @@ ctx_disconnect(vfu_ctx_t *ctx)
         vfu_log_warn(ctx, "device failed to return to RUNNING");
     }
     vfu_log_info(ctx, "client disconnected");
+    return 0;
 }
 
 static uint16_t
@@ -319,7 +329,8 @@ attach_negotiate(vfu_ctx_t *ctx)
     int ret;
 
     while (tran_rx_next(&ctx->rx, &msg) == 0) {
-        ssize_t n = tran_rx_fill(&ctx->rx, ctx->conn_fd, block);
+        ssize_t n = tran_rx_fill(&ctx->rx, ctx->conn_fd,
+                                 block ? TRAN_RX_BLOCK : 0);
         if (n < 0) {
             return (int)n;
         }
@@ -407,10 +418,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     if (ctx == NULL) {
         return;
     }
-    ctx_disconnect(ctx);
-    if (ctx->conn_fd >= 0) {
-        close_conn(ctx);            /* accepted, never negotiated */
-    }
+    (void)ctx_disconnect(ctx, false);   /* its owner ends it: no waiting */
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         unlink(ctx->sock_path);

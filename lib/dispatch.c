@@ -182,9 +182,16 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
     struct tran_msg msg;
     int ret;
 
-    if (ctx == NULL || !ctx->quiesce_pending || quiesce_errno < 0) {
+    if (ctx == NULL || quiesce_errno < 0 ||
+        !(ctx->quiesce_pending || ctx->disconnecting)) {
         errno = EINVAL;
         return -1;
+    }
+    if (ctx->disconnecting) {
+        /* Quiet (or not: the client is gone either way); finish leaving. */
+        ctx->quiesced = true;
+        (void)ctx_disconnect(ctx, false);
+        return 0;
     }
     msg = ctx->pending_msg;
     ctx->quiesce_pending = false;
@@ -202,7 +209,9 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
     ctx->pending_data = NULL;
     ctx->quiesced = false;
     if (ret == -ENOTCONN || ret == -EPIPE) {
-        ctx->conn_broken = true;    /* vfu_run_ctx() disconnects */
+        /* The client left: tear down now, while the device is still quiet. */
+        ctx->quiesced = quiesce_errno == 0;
+        (void)ctx_disconnect(ctx, false);
     }
     return 0;
 }
@@ -260,12 +269,12 @@ vfu_run_ctx(vfu_ctx_t *ctx)
         errno = EINVAL;
         return -1;
     }
-    if (!ctx->negotiated) {
-        errno = ENOTCONN;
+    if (ctx->quiesce_pending || ctx->disconnecting) {
+        errno = EBUSY;
         return -1;
     }
-    if (ctx->quiesce_pending) {
-        errno = EBUSY;
+    if (!ctx->negotiated) {
+        errno = ENOTCONN;
         return -1;
     }
     block = !(ctx->flags & LIBVFIO_USER_FLAG_ATTACH_NB);
@@ -281,9 +290,15 @@ vfu_run_ctx(vfu_ctx_t *ctx)
         if (ret < 0 || ctx->conn_broken) {
             break;
         }
-        n = tran_rx_fill(&ctx->rx, ctx->conn_fd, block);
+        /* A signal while we wait for the next message ends the call. */
+        n = tran_rx_fill(&ctx->rx, ctx->conn_fd,
+                         block ? TRAN_RX_BLOCK | TRAN_RX_EINTR : 0);
         if (n == -EAGAIN) {
             return handled;
+        }
+        if (n == -EINTR) {
+            errno = EINTR;
+            return -1;
         }
         if (n < 0) {
             if (n != -ENOTCONN) {
@@ -303,7 +318,6 @@ vfu_run_ctx(vfu_ctx_t *ctx)
             return handled;
         }
     }
-    ctx_disconnect(ctx);
-    errno = ENOTCONN;
+    errno = ctx_disconnect(ctx, true) == -EBUSY ? EBUSY : ENOTCONN;
     return -1;
 }

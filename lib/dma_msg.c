@@ -236,7 +236,7 @@ wait_reply(vfu_ctx_t *ctx, uint16_t id, uint16_t cmd, uint64_t addr,
         for (int i = 0; ret > 0 && i < 2; i++) {
             if (p[i].revents != 0) {
                 ssize_t n = tran_rx_fill(i == 0 ? &ctx->rx : &ctx->twin_rx,
-                                         p[i].fd, false);
+                                         p[i].fd, 0);
                 if (n < 0 && n != -EAGAIN) {
                     return (int)n;
                 }

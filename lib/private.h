@@ -166,6 +166,7 @@ struct vfu_ctx {
     vfu_device_quiesce_cb_t *quiesce_cb;
     bool quiesced;                  /* for the request being served */
     bool quiesce_pending;
+    bool disconnecting;             /* the client left; the device quiesces */
     struct tran_msg pending_msg;    /* its payload copied to pending_data */
     uint8_t *pending_data;
 
@@ -224,7 +225,13 @@ reply_add(struct vfu_reply *reply, void *base, size_t len)
 
 /* ctx.c */
 /* Ends the client connection: reset(LOST_CONN), close fds, listen again. */
-void ctx_disconnect(vfu_ctx_t *ctx);
+/*
+ * The client is gone: the device quiesces, then gets reset(LOST_CONN), then
+ * loses its DMA regions; then the connection's state goes. 0 when done, or
+ * -EBUSY when the device quiesces later (@wait_for_quiesce) and
+ * vfu_device_quiesced() is to finish it.
+ */
+int ctx_disconnect(vfu_ctx_t *ctx, bool wait_for_quiesce);
 
 /* dispatch.c */
 /*

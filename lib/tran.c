@@ -232,8 +232,8 @@ read_pipe(int fd, struct iovec *iov, size_t iovcnt, int flags)
  * TRAN_MAX_FDS). Returns bytes received or -errno (-ENOTCONN at EOF).
  */
 static ssize_t
-recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
-          size_t *nr_fds, bool *ctrunc)
+recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, bool restart,
+          int *fds, size_t *nr_fds, bool *ctrunc)
 {
     union {
         char buf[CMSG_SPACE(TRAN_MAX_FDS * sizeof(int))];
@@ -250,11 +250,14 @@ recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
 
     do {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
-    } while (n < 0 && errno == EINTR);
+    } while (n < 0 && errno == EINTR && restart);
 
     if (n < 0) {
         if (errno == EWOULDBLOCK || errno == EAGAIN) {
             return -EAGAIN;
+        }
+        if (errno == EINTR) {
+            return -EINTR;
         }
         if (errno == ENOTSOCK) {
             return read_pipe(sock, iov, iovcnt, flags);
@@ -283,7 +286,7 @@ recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
 }
 
 ssize_t
-tran_rx_fill(struct tran_rx *rx, int sock, bool block)
+tran_rx_fill(struct tran_rx *rx, int sock, unsigned how)
 {
     struct iovec iov;
     int fds[TRAN_MAX_FDS];
@@ -296,8 +299,8 @@ tran_rx_fill(struct tran_rx *rx, int sock, bool block)
     }
     iov.iov_base = rx->buf + rx->end;
     iov.iov_len = rx->cap - rx->end;
-    n = recv_some(sock, &iov, 1, block ? 0 : MSG_DONTWAIT, fds, &nr_fds,
-                  &ctrunc);
+    n = recv_some(sock, &iov, 1, (how & TRAN_RX_BLOCK) ? 0 : MSG_DONTWAIT,
+                  !(how & TRAN_RX_EINTR), fds, &nr_fds, &ctrunc);
     if (n < 0) {
         return n;
     }
@@ -331,7 +334,7 @@ tran_rx_direct(struct tran_rx *rx, int sock,
     compact(rx);
     iov[0] = (struct iovec){ rx->buf, head };
     iov[1] = (struct iovec){ dst, total - head };
-    n = recv_some(sock, iov, 2, 0, fds, &nr_fds, &ctrunc);
+    n = recv_some(sock, iov, 2, 0, true, fds, &nr_fds, &ctrunc);
     if (n < 0) {
         return (int)n;
     }
@@ -367,8 +370,8 @@ tran_rx_direct(struct tran_rx *rx, int sock,
             rest[nv++] = (struct iovec){ (uint8_t *)dst + (got - head),
                                          total - got };
         }
-        ssize_t m = recv_some(sock, rest, nv, MSG_WAITALL, fds, &nr_fds,
-                              &ctrunc);
+        ssize_t m = recv_some(sock, rest, nv, MSG_WAITALL, true, fds,
+                              &nr_fds, &ctrunc);
         if (m < 0) {
             return (int)m;
         }

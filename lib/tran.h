@@ -87,12 +87,17 @@ void tran_rx_release(struct tran_rx *rx);
 /* True when bytes of an unfinished message are buffered. */
 bool tran_rx_pending(const struct tran_rx *rx);
 
+/* tran_rx_fill() @how: wait for bytes; and let a signal end the wait. */
+#define TRAN_RX_BLOCK   1u
+#define TRAN_RX_EINTR   2u
+
 /*
  * One recvmsg() into the buffer. Returns the number of bytes received,
- * -EAGAIN when @block is false and nothing is there, -ENOTCONN when the
- * peer closed, or another -errno.
+ * -EAGAIN without TRAN_RX_BLOCK when nothing is there, -EINTR with
+ * TRAN_RX_EINTR when a signal came first, -ENOTCONN when the peer closed,
+ * or another -errno.
  */
-ssize_t tran_rx_fill(struct tran_rx *rx, int sock, bool block);
+ssize_t tran_rx_fill(struct tran_rx *rx, int sock, unsigned how);
 
 /*
  * Takes the next complete message out of the buffer. Returns 1 and fills

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -181,18 +184,25 @@ test_nonblocking(void **state)
     assert_non_null(c);
     int listen_fd = vfu_get_poll_fd(ctx);
     assert_true(listen_fd >= 0);
-    /* Connected but no VERSION yet: still EAGAIN. */
+    /*
+     * Connected but no VERSION yet: still EAGAIN, and from now on the poll
+     * fd is the client's socket, so an event loop (QEMU's server object)
+     * wakes when VERSION arrives, not when the next client connects.
+     */
     assert_int_equal(vfu_attach_ctx(ctx), -1);
     assert_int_equal(errno, EAGAIN);
+    int conn_fd = vfu_get_poll_fd(ctx);
+    assert_int_not_equal(conn_fd, listen_fd);
+    struct pollfd pfd = { .fd = conn_fd, .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, 0), 0);
 
     uint8_t ver[4] = { 0, 0, 0, 0 };
     uint16_t id;
     assert_int_equal(vfu_client_send(c, VFIO_USER_VERSION, 0, ver, 4, NULL, 0,
                                      &id), 0);
-    while (vfu_attach_ctx(ctx) < 0) {
-        assert_int_equal(errno, EAGAIN);
-    }
-    assert_int_not_equal(vfu_get_poll_fd(ctx), listen_fd);
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    assert_int_equal(vfu_attach_ctx(ctx), 0);
+    assert_int_equal(vfu_get_poll_fd(ctx), conn_fd);
     struct vfio_user_header hdr;
     assert_true(vfu_client_recv(c, &hdr, NULL, 0, NULL, NULL) >= 0);
     assert_false(!!(hdr.flags & VFIO_USER_F_ERROR));
@@ -344,6 +354,86 @@ test_setup_region_checks(void **state)
                      0);                            /* BAR1 is free again */
     vfu_destroy_ctx(ctx);
     close(memfd);
+    rmdir(dir);
+}
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+}
+
+struct eintr_run {
+    vfu_ctx_t *ctx;
+    volatile int stage;             /* 1: waiting in vfu_run_ctx */
+    int ret1, errno1, ret2, errno2;
+};
+
+static void *
+eintr_serve(void *arg)
+{
+    struct eintr_run *r = arg;
+
+    if (vfu_attach_ctx(r->ctx) < 0) {
+        r->ret1 = -2;
+        return NULL;
+    }
+    r->stage = 1;
+    r->ret1 = vfu_run_ctx(r->ctx);      /* interrupted between messages */
+    r->errno1 = errno;
+    r->stage = 2;
+    do {                                /* serves on until the client goes */
+        r->ret2 = vfu_run_ctx(r->ctx);  /* (a late signal may land here too) */
+        r->errno2 = errno;
+    } while (r->ret2 < 0 && r->errno2 == EINTR);
+    return NULL;
+}
+
+/*
+ * A blocking vfu_run_ctx() returns -1 with EINTR when a signal arrives while
+ * it waits for the next message (devices raise interrupts from SIGALRM);
+ * calling it again goes on serving.
+ */
+static void
+test_run_interrupted(void **state)
+{
+    char dir[] = "/tmp/vfu-in.XXXXXX";
+    char sock[64];
+    struct sigaction sa = { .sa_handler = on_signal }, old;
+    struct eintr_run r = { 0 };
+    pthread_t thread;
+    vfu_client_t *c;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/s", dir);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);     /* no SA_RESTART */
+    r.ctx = vfu_create_ctx(VFU_TRANS_SOCK, sock, 0, NULL, VFU_DEV_TYPE_PCI);
+    assert_non_null(r.ctx);
+    assert_int_equal(vfu_pci_init(r.ctx, VFU_PCI_TYPE_CONVENTIONAL, 0, 0), 0);
+    vfu_pci_set_id(r.ctx, DEV_VID, DEV_DID, 0, 0);
+    assert_int_equal(vfu_realize_ctx(r.ctx), 0);
+    assert_int_equal(pthread_create(&thread, NULL, eintr_serve, &r), 0);
+    c = vfu_client_connect(sock);
+    assert_non_null(c);
+    assert_int_equal(vfu_client_negotiate(c, NULL), 0);
+    assert_true(server_alive(c));
+    while (r.stage != 1) {
+        usleep(1000);
+    }
+    while (r.stage != 2) {              /* until one lands in the wait */
+        assert_int_equal(pthread_kill(thread, SIGUSR1), 0);
+        usleep(10000);
+    }
+    assert_int_equal(r.ret1, -1);
+    assert_int_equal(r.errno1, EINTR);
+    assert_true(server_alive(c));       /* served by the second call */
+    vfu_client_close(c);
+    pthread_join(thread, NULL);
+    assert_int_equal(r.ret2, -1);
+    assert_int_equal(r.errno2, ENOTCONN);
+    vfu_destroy_ctx(r.ctx);
+    sigaction(SIGUSR1, &old, NULL);
     rmdir(dir);
 }
 
@@ -512,6 +602,7 @@ main(void)
         cmocka_unit_test(test_setup_region_checks),
         cmocka_unit_test(test_pipe_transport),
         cmocka_unit_test(test_config_only_device),
+        cmocka_unit_test(test_run_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
