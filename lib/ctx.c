@@ -244,7 +244,12 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     char *json;
     int ret = 0;
 
-    if (msg->malformed || msg->oversized || msg->fds_lost ||
+    if (msg->oversized) {
+        vfu_log_err(ctx, "VERSION of %u bytes refused", msg->hdr.msg_size);
+        ret = -E2BIG;
+        goto fail;
+    }
+    if (msg->malformed || msg->fds_lost ||
         msg->hdr.cmd != VFIO_USER_VERSION ||
         tran_hdr_type(&msg->hdr) != VFIO_USER_F_TYPE_COMMAND ||
         tran_hdr_no_reply(&msg->hdr)) {
@@ -364,6 +369,8 @@ accept_client(vfu_ctx_t *ctx)
         ctx->out_fd = ctx->conn_fd;
     }
     tran_rx_reset(&ctx->rx);
+    /* Until negotiated, a VERSION is all that may come. */
+    ctx->rx.max_msg = VERSION_MAX_MSG_SIZE;
     return 0;
 }
 
@@ -409,6 +416,7 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
         return -1;
     }
     ctx->negotiated = true;
+    ctx->rx.max_msg = SERVER_MAX_MSG_SIZE;
     return 0;
 }
 

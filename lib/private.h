@@ -66,6 +66,10 @@ struct deferred_msg {
 #define SERVER_MAX_MSG_SIZE     (sizeof(struct vfio_user_header) + \
                                  sizeof(struct vfio_user_region_access) + \
                                  SERVER_MAX_DATA_XFER)
+/* Largest VERSION: major, minor and the JSON with its NUL. */
+#define VERSION_MAX_MSG_SIZE    (sizeof(struct vfio_user_header) + \
+                                 sizeof(struct vfio_user_version) + \
+                                 VFU_CAPS_MAX_JSON + 1)
 #define REPLY_BUF_OFFSET        (64 - sizeof(struct vfio_user_region_access))
 #define SERVER_RX_BUF_SIZE      (SERVER_MAX_MSG_SIZE + 64 * 1024)
 

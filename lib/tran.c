@@ -26,6 +26,7 @@ tran_rx_init(struct tran_rx *rx, size_t cap)
         return -ENOMEM;
     }
     rx->cap = cap;
+    rx->max_msg = SIZE_MAX;
     return 0;
 }
 
@@ -437,7 +438,7 @@ tran_rx_next(struct tran_rx *rx, struct tran_msg *msg)
     if (size < HDR_SIZE) {
         msg->malformed = true;
         rx->start += HDR_SIZE;
-    } else if (size > rx->cap) {
+    } else if (size > rx->cap || size > rx->max_msg) {
         size_t drop = avail < size ? avail : size;
         msg->oversized = true;          /* no payload: see tran.h */
         rx->start += drop;

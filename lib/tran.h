@@ -32,7 +32,8 @@ struct tran_msg {
      * Framing faults: the message cannot be served, only answered with an
      * error. 'malformed' when msg_size is smaller than a header (the 16
      * header bytes are consumed as the message), 'oversized' when it exceeds
-     * the receive buffer (its bytes are skipped as they arrive), 'fds_lost'
+     * max_msg or the receive buffer (its bytes are skipped as they arrive),
+     * 'fds_lost'
      * when the kernel truncated its descriptors. A malformed or oversized
      * message has no payload: payload is NULL and len 0, whatever its
      * header's msg_size announced.
@@ -55,6 +56,12 @@ struct tran_rx {
     size_t start;               /* first unconsumed byte */
     size_t end;                 /* end of received bytes */
     uint64_t skip;              /* bytes of an oversized message still to drop */
+    /*
+     * The largest message the reader accepts (SIZE_MAX: what fits the
+     * buffer). One announcing more is refused on its header, before its
+     * body arrives, and its bytes are skipped as they come.
+     */
+    size_t max_msg;
     struct tran_fd_set fd_sets[TRAN_MAX_FD_SETS];
     size_t nr_fd_sets;
     uint64_t nr_recv;           /* recvmsg calls that returned data (stats) */

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +104,35 @@ test_negotiation_rejects(void **state)
     no_nul = true;
     check_rejected(0, "{}", EINVAL);
     no_nul = false;
+}
+
+/*
+ * A VERSION announcing more than any VERSION can be is refused on its
+ * header, without waiting for a body that may never come.
+ */
+static void
+test_version_too_big(void **state)
+{
+    struct test_dev *dev = dev_start(1);
+    vfu_client_t *c = vfu_client_connect(dev->sock);
+    struct vfio_user_header h = { .msg_id = 9, .cmd = VFIO_USER_VERSION,
+                                  .msg_size = 1u << 20 };
+    struct pollfd p = { .fd = vfu_client_fd(c), .events = POLLIN };
+    (void)state;
+
+    assert_int_equal(send(p.fd, &h, sizeof(h), MSG_NOSIGNAL), sizeof(h));
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    assert_true(vfu_client_recv(c, &h, NULL, 0, NULL, NULL) >= 0);
+    assert_int_equal(h.msg_id, 9);
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
+    assert_int_equal(h.error_no, E2BIG);
+    vfu_client_close(c);
+    c = client_open(dev);
+    assert_true(server_alive(c));
+    vfu_client_close(c);
+    dev_join(dev);
+    assert_int_equal(dev->attach_errno, E2BIG);
+    dev_stop(dev);
 }
 
 static void
@@ -595,6 +625,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_negotiation_reply),
         cmocka_unit_test(test_negotiation_rejects),
+        cmocka_unit_test(test_version_too_big),
         cmocka_unit_test(test_other_command_first),
         cmocka_unit_test(test_disconnect_and_reconnect),
         cmocka_unit_test(test_nonblocking),
