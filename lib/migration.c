@@ -142,7 +142,7 @@ vfu_setup_device_migration_callbacks(vfu_ctx_t *ctx,
 {
     struct vfu_migration *m;
 
-    if (ctx == NULL || callbacks == NULL || ctx->realized ||
+    if (ctx == NULL || callbacks == NULL ||
         callbacks->version != VFU_MIGR_CALLBACKS_VERS ||
         callbacks->transition == NULL || callbacks->read_data == NULL ||
         callbacks->write_data == NULL) {
@@ -153,13 +153,17 @@ vfu_setup_device_migration_callbacks(vfu_ctx_t *ctx,
         errno = EINVAL;
         return -1;
     }
-    m = ctx->migr != NULL ? ctx->migr : calloc(1, sizeof(*m));
+    /* Also after realize (SPDK sets them then); new callbacks keep the state. */
+    m = ctx->migr;
     if (m == NULL) {
-        errno = ENOMEM;
-        return -1;
+        m = calloc(1, sizeof(*m));
+        if (m == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        m->state = VFIO_DEVICE_STATE_RUNNING;
     }
     m->cb = *callbacks;
-    m->state = VFIO_DEVICE_STATE_RUNNING;
     /* read_data is required, so every migratable device can pre-copy. */
     m->flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY;
     ctx->migr = m;

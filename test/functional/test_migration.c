@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -163,6 +165,9 @@ serve(void *arg)
     return NULL;
 }
 
+/* fx_new() sets the migration callbacks after realize, as SPDK does. */
+static bool callbacks_after_realize;
+
 static struct fx *
 fx_new(bool migratable, bool with_size)
 {
@@ -194,6 +199,9 @@ fx_new(bool migratable, bool with_size)
     assert_int_equal(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL, 0, 0), 0);
     vfu_setup_device_quiesce_cb(f->ctx, quiesce_cb);
     assert_int_equal(vfu_setup_device_reset_cb(f->ctx, reset_cb), 0);
+    if (callbacks_after_realize) {
+        assert_int_equal(vfu_realize_ctx(f->ctx), 0);
+    }
     if (migratable) {
         assert_int_equal(vfu_setup_device_migration_callbacks(f->ctx, &cbs), 0);
         if (with_size) {
@@ -201,7 +209,9 @@ fx_new(bool migratable, bool with_size)
                                                                   data_size), 0);
         }
     }
-    assert_int_equal(vfu_realize_ctx(f->ctx), 0);
+    if (!callbacks_after_realize) {
+        assert_int_equal(vfu_realize_ctx(f->ctx), 0);
+    }
     assert_int_equal(pthread_create(&f->thread, NULL, serve, f), 0);
 
     for (int i = 0; i < 500 && f->c == NULL; i++) {
@@ -406,6 +416,112 @@ test_setup_refusals(void **state)
     assert_int_equal(errno, EINVAL);
     assert_int_equal(vfu_setup_device_migration_callbacks(NULL, &cbs), -1);
     vfu_destroy_ctx(ctx);
+}
+
+/* Callbacks set after realize: the device is migratable all the same. */
+static void
+test_callbacks_after_realize(void **state)
+{
+    struct fx *f;
+    uint64_t flags;
+    (void)state;
+
+    callbacks_after_realize = true;
+    f = fx_new(true, true);
+    callbacks_after_realize = false;
+    assert_non_null(strstr(f->version_json, "\"migration\""));
+    assert_int_equal(vfu_client_mig_flags(f->c, &flags), 0);
+    assert_int_equal(flags, VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY);
+    assert_int_equal(set_state(f, S_STOP), 0);
+    assert_int_equal(get_state(f), S_STOP);
+    assert_int_equal(set_state(f, S_RUN), 0);
+    fx_free(f);
+}
+
+/*
+ * A server that pads a short MIG_DATA_READ reply to the size asked (its
+ * size field says how much is data): a stand-in written raw, since ours
+ * does not.
+ */
+struct padding_server {
+    int listen_fd;
+    uint32_t data_len;              /* what the device has left */
+};
+
+static void *
+padding_serve(void *arg)
+{
+    struct padding_server *p = arg;
+    int fd = accept(p->listen_fd, NULL, NULL);
+    uint8_t buf[8192];
+
+    for (;;) {
+        struct vfio_user_header h;
+        struct vfio_user_mig_data req, rep;
+        ssize_t n = recv(fd, &h, sizeof(h), MSG_WAITALL);
+        if (n != sizeof(h)) {
+            break;
+        }
+        assert_true(h.msg_size - sizeof(h) <= sizeof(buf));
+        if (h.msg_size > sizeof(h)) {
+            recv(fd, buf, h.msg_size - sizeof(h), MSG_WAITALL);
+        }
+        h.flags = VFIO_USER_F_TYPE_REPLY;
+        if (h.cmd == VFIO_USER_VERSION) {
+            const char json[] = "{\"capabilities\":{}}";
+            memset(buf, 0, 4);
+            memcpy(buf + 4, json, sizeof(json));
+            h.msg_size = sizeof(h) + 4 + sizeof(json);
+        } else {
+            memcpy(&req, buf, sizeof(req));
+            assert_true(req.size <= sizeof(buf) - sizeof(rep));
+            rep.size = req.size < p->data_len ? req.size : p->data_len;
+            rep.argsz = sizeof(rep) + req.size;
+            p->data_len -= rep.size;
+            memcpy(buf, &rep, sizeof(rep));
+            memset(buf + sizeof(rep), 0x5a, rep.size);
+            memset(buf + sizeof(rep) + rep.size, 0xee, req.size - rep.size);
+            h.msg_size = (uint32_t)(sizeof(h) + sizeof(rep) + req.size);
+        }
+        send(fd, &h, sizeof(h), MSG_NOSIGNAL);
+        send(fd, buf, h.msg_size - sizeof(h), MSG_NOSIGNAL);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void
+test_client_takes_padded_reply(void **state)
+{
+    char dir[] = "/tmp/vfu-pad.XXXXXX";
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    struct padding_server p = { .data_len = 100 };
+    pthread_t thread;
+    uint8_t buf[4096];
+    vfu_client_t *c;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/s", dir);
+    p.listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(p.listen_fd, (struct sockaddr *)&addr,
+                          sizeof(addr)), 0);
+    assert_int_equal(listen(p.listen_fd, 1), 0);
+    assert_int_equal(pthread_create(&thread, NULL, padding_serve, &p), 0);
+    c = vfu_client_connect(addr.sun_path);
+    assert_non_null(c);
+    assert_int_equal(vfu_client_negotiate(c, NULL), 0);
+    /* 100 bytes of data in a reply padded to 4096: the call returns 100. */
+    memset(buf, 0, sizeof(buf));
+    assert_int_equal(vfu_client_mig_read(c, buf, sizeof(buf)), 100);
+    assert_int_equal(buf[0], 0x5a);
+    assert_int_equal(buf[99], 0x5a);
+    assert_int_equal(vfu_client_mig_read(c, buf, 16), 0);
+    vfu_client_close(c);
+    pthread_join(thread, NULL);
+    close(p.listen_fd);
+    unlink(addr.sun_path);
+    rmdir(dir);
 }
 
 static void
@@ -864,6 +980,8 @@ main(void)
                                         teardown),
         cmocka_unit_test(test_not_migratable),
         cmocka_unit_test(test_setup_refusals),
+        cmocka_unit_test(test_callbacks_after_realize),
+        cmocka_unit_test(test_client_takes_padded_reply),
         cmocka_unit_test(test_no_data_size),
         cmocka_unit_test_setup_teardown(test_features, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_arc_and_combination, setup,
