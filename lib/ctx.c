@@ -272,7 +272,14 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
 
     vfu_caps_defaults(&ours);
     ours.max_msg_fds = SERVER_MAX_MSG_FDS;
+    /*
+     * A reply may only lower what the client proposed (QEMU refuses the
+     * device otherwise); the device's max_regions is enforced either way.
+     */
     ours.max_dma_maps = dma_max_regions(ctx);
+    if (ours.max_dma_maps > ctx->client_caps.max_dma_maps) {
+        ours.max_dma_maps = ctx->client_caps.max_dma_maps;
+    }
     ours.pgsizes = SERVER_DMA_PGSIZE;
     ours.max_data_xfer_size = SERVER_MAX_DATA_XFER;
     ours.write_multiple = true;

@@ -71,6 +71,36 @@ test_negotiation_reply(void **state)
     dev_stop(dev);
 }
 
+/*
+ * The reply's max_dma_maps never exceeds the client's (QEMU refuses a
+ * device that raises it): the smaller of that and the device's
+ * max_regions (65535 in the test device).
+ */
+static void
+test_negotiation_lowers_only(void **state)
+{
+    static const struct { const char *json; const char *expect; } cases[] = {
+        { "{\"capabilities\":{\"max_dma_maps\":100}}", "\"max_dma_maps\":100," },
+        { "{\"capabilities\":{}}", "\"max_dma_maps\":65535," },
+        { "{\"capabilities\":{\"max_dma_maps\":1000000}}",
+          "\"max_dma_maps\":65535," },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct test_dev *dev = dev_start(1);
+        vfu_client_t *c = vfu_client_connect(dev->sock);
+        char reply[512] = { 0 };
+        size_t len = 0;
+
+        assert_int_equal(propose(c, 0, cases[i].json, reply, sizeof(reply) - 1,
+                                 &len), 0);
+        assert_non_null(strstr(reply + 4, cases[i].expect));
+        vfu_client_close(c);
+        dev_join(dev);
+        dev_stop(dev);
+    }
+}
+
 /* A bad proposal fails that attach; the next client is served. */
 static void
 check_rejected(uint16_t major, const char *json, int expect)
@@ -625,6 +655,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_negotiation_reply),
         cmocka_unit_test(test_negotiation_rejects),
+        cmocka_unit_test(test_negotiation_lowers_only),
         cmocka_unit_test(test_version_too_big),
         cmocka_unit_test(test_other_command_first),
         cmocka_unit_test(test_disconnect_and_reconnect),
