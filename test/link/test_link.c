@@ -43,6 +43,9 @@ static const struct { const char *name; fn_t fn; } calls[] = {
     FN(vfu_client_mig_state_set), FN(vfu_client_mig_read),
     FN(vfu_client_mig_write), FN(vfu_client_mig_data_size),
     FN(vfu_client_migrate),
+    FN(vfu_client_region_io_fds), FN(vfu_client_ioeventfds_free),
+    FN(vfu_client_ioeventfds_install), FN(vfu_client_ioeventfds_remove),
+    FN(vfu_client_doorbell),
 };
 
 int
