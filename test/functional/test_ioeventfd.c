@@ -621,6 +621,11 @@ test_no_ioeventfds(void **state)
     /* Region 2 is mappable: its list is the one it has. */
     assert_int_equal(vfu_create_ioeventfd(f->d->ctx, 2, f->efd[0], 8192, 4, 0,
                                           0, -1, 0), 0);
+    /* Region 4's one is left out once the region no longer holds it. */
+    assert_int_equal(vfu_create_ioeventfd(f->d->ctx, 4, f->efd[1], 0xff0, 4,
+                                          0, 0, -1, 0), 0);
+    assert_int_equal(vfu_setup_region(f->d->ctx, 4, 0x800, mem_cb,
+                                      VFU_REGION_FLAG_RW, NULL, 0, -1, 0), 0);
     dev_serve(f->d, 1);
     f->c = connect_with(f->d, NULL);
     for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
