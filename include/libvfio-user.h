@@ -195,6 +195,47 @@ vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
                  struct iovec *mmap_areas, uint32_t nr_mmap_areas,
                  int fd, uint64_t offset);
 
+/*
+ * Registers eventfd @fd for writes of @size bytes (1, 2, 4 or 8) at
+ * @gpa_offset in region @region_idx: a client that asks for the region's
+ * io fds (GET_REGION_IO_FDS; a VMM hands them to KVM as ioeventfds) then
+ * signals @fd for such a write instead of sending REGION_WRITE, and the
+ * device learns of it by polling @fd beside vfu_get_poll_fd(). With
+ * @flags KVM_IOEVENTFD_FLAG_DATAMATCH (<linux/kvm.h>; the only flag taken)
+ * only a write of the value @datamatch signals, and it must fit in @size
+ * bytes; without it @datamatch is ignored. With @shadow_fd >= 0 it is a
+ * shadow ioeventfd: the client stores the value written at @shadow_offset
+ * (a multiple of @size) in that file (a memfd or regular file at least
+ * that long) before it signals; a client that cannot treats it as a plain
+ * ioeventfd.
+ *
+ * Writes the client does not turn into signals (it did not ask for the io
+ * fds, another size or value, a client with fewer fds per message than
+ * the region's ioeventfds need) still come as REGION_WRITE to the region's
+ * callback: handle the register there too. An ioeventfd's signal is not
+ * ordered with the client's messages: serve what the socket holds before
+ * acting on it (docs/ioeventfd.md).
+ *
+ * Several may be registered per region; one that catches the same writes
+ * as an existing one (same region, offset and size, and datamatch values
+ * that do not tell them apart) is refused. The library keeps its own
+ * duplicates of @fd and @shadow_fd (the caller's stay the caller's, to
+ * poll and close) and closes them in vfu_destroy_ctx(); ioeventfds stay
+ * registered across client connections and resets. Config space cannot
+ * have ioeventfds.
+ *
+ * Returns 0, or -1 with errno: EINVAL (no such region or not writable,
+ * the config region, range outside it, bad size, other flags, datamatch
+ * wider than @size, @fd not an eventfd, shadow file not a regular file or
+ * too short, shadow offset misaligned), EBADF (@fd or @shadow_fd not
+ * open), EEXIST (the same writes already have one), ENOSPC (1024 already),
+ * ENOMEM.
+ */
+int
+vfu_create_ioeventfd(vfu_ctx_t *vfu_ctx, uint32_t region_idx, int fd,
+                     size_t gpa_offset, uint32_t size, uint32_t flags,
+                     uint64_t datamatch, int shadow_fd, size_t shadow_offset);
+
 /* ------------------------------------------------------------------ */
 /* Reset                                                               */
 /* ------------------------------------------------------------------ */

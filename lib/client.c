@@ -4,8 +4,8 @@
  * exchange, the typed wrappers for device info, region info, region
  * access and reset, and the raw calls. DMA and dirty logging are in
  * client_dma.c, interrupts in client_irq.c, migration in
- * client_migration.c. Framing comes from tran.c, capability JSON from
- * negotiate.c.
+ * client_migration.c, io fds and doorbells in client_ioeventfd.c.
+ * Framing comes from tran.c, capability JSON from negotiate.c.
  *
  * Receive buffer: it starts at VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE plus
  * CLIENT_RX_SLACK, enough for the largest reply to a default-sized transfer
@@ -394,6 +394,8 @@ vfu_client_close(vfu_client_t *c)
     }
     tran_rx_fini(&c->rx);
     free(c->dma);
+    client_ioeventfds_clear(c, UINT32_MAX);
+    free(c->ioefds);
     free(c);
 }
 

@@ -444,6 +444,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     dma_free(ctx);
     migration_free(ctx);
     regions_free(ctx);
+    ioeventfd_free(ctx);
     irq_free(ctx);
     pci_free(ctx);
     free(ctx->reply_mem);

@@ -27,6 +27,7 @@
  *   migration.c live migration: the vfio v2 state machine and its paths,
  *               the migration features of DEVICE_FEATURE, MIG_DATA_READ /
  *               MIG_DATA_WRITE
+ *   ioeventfd.c the device's ioeventfds, GET_REGION_IO_FDS
  * Handlers return 0 or -errno and never call back into dispatch.c.
  */
 #ifndef VFU_PRIVATE_H
@@ -191,6 +192,7 @@ struct vfu_ctx {
     struct dma_table *dma;          /* dma.c; NULL until first needed */
     struct vfu_irqs irqs;
     struct vfu_migration *migr;     /* migration.c; NULL: not migratable */
+    struct ioeventfd_table *ioeventfds; /* ioeventfd.c; NULL: none yet */
 
     /* Counters, for tests and benchmarks. */
     uint64_t nr_requests;
@@ -459,5 +461,11 @@ const struct vfu_cap *caps_find(vfu_ctx_t *ctx, bool ext, uint16_t id);
 /* Checks what only a complete device can be checked for (MSI-X BARs). */
 int caps_realize(vfu_ctx_t *ctx);
 void caps_free(vfu_ctx_t *ctx);
+
+/* ioeventfd.c */
+int handle_region_io_fds(vfu_ctx_t *ctx, struct tran_msg *msg,
+                         struct vfu_reply *reply);
+/* Closes the library's duplicates of every ioeventfd and shadow file. */
+void ioeventfd_free(vfu_ctx_t *ctx);
 
 #endif /* VFU_PRIVATE_H */

@@ -1267,7 +1267,7 @@ test_unknown_command(void **state)
     struct fx *f = *state;
     struct vfio_user_device_info in = { .argsz = sizeof(in) };
     const uint16_t cmds[] = {
-        0, VFIO_USER_DEVICE_GET_REGION_IO_FDS, VFIO_USER_DMA_READ,
+        0, VFIO_USER_DMA_READ,
         VFIO_USER_DMA_WRITE, VFIO_USER_DIRTY_PAGES, VFIO_USER_MIG_DATA_READ,
         VFIO_USER_MIG_DATA_WRITE, VFIO_USER_MAX,
         200, 0xffff,
