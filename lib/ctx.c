@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,15 +15,13 @@
 
 #include "private.h"
 
+/* A socket bound to @path and listening; -errno. */
 static int
-listen_unix(const char *path, bool nonblock)
+bind_listen(const char *path, bool nonblock)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int fd;
 
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        return -ENAMETOOLONG;
-    }
     strcpy(addr.sun_path, path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
                 (nonblock ? SOCK_NONBLOCK : 0), 0);
@@ -35,6 +34,45 @@ listen_unix(const char *path, bool nonblock)
         close(fd);
         return -err;
     }
+    return fd;
+}
+
+/*
+ * The socket file appears at bind(), before listen(): a client that waits
+ * for the file (a script starting the VMM) could connect in between and be
+ * refused. So the socket is bound under a temporary name beside @path and
+ * linked into place once it listens (link() keeps EADDRINUSE for a path
+ * that exists). Where links are not possible, @path is bound directly.
+ */
+static int
+listen_unix(const char *path, bool nonblock)
+{
+    static unsigned seq;
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int fd, n;
+
+    if (strlen(path) >= sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    n = snprintf(tmp, sizeof(tmp), "%s.%d.%u~", path, (int)getpid(),
+                 __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        return bind_listen(path, nonblock);
+    }
+    fd = bind_listen(tmp, nonblock);
+    if (fd < 0) {
+        return fd == -EADDRINUSE ? fd : bind_listen(path, nonblock);
+    }
+    if (link(tmp, path) < 0) {
+        int err = errno;
+        unlink(tmp);
+        close(fd);
+        if (err == EEXIST) {
+            return -EADDRINUSE;
+        }
+        return bind_listen(path, nonblock);
+    }
+    unlink(tmp);
     return fd;
 }
 

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -497,6 +498,59 @@ test_run_interrupted(void **state)
     rmdir(dir);
 }
 
+struct creator {
+    const char *path;
+    vfu_ctx_t *ctx;
+};
+
+static void *
+create_ctx(void *arg)
+{
+    struct creator *cr = arg;
+    cr->ctx = vfu_create_ctx(VFU_TRANS_SOCK, cr->path, 0, NULL,
+                             VFU_DEV_TYPE_PCI);
+    return NULL;
+}
+
+/*
+ * The socket path appears only once it accepts connections: a client that
+ * connects the moment it sees the file (a script starting the VMM) is
+ * never refused.
+ */
+static void
+test_path_appears_listening(void **state)
+{
+    char dir[] = "/tmp/vfu-ap.XXXXXX";
+    char path[64];
+    int refused = 0;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/s", dir);
+    for (int i = 0; i < 300; i++) {
+        struct creator cr = { .path = path };
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        pthread_t t;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        strcpy(addr.sun_path, path);
+        assert_int_equal(pthread_create(&t, NULL, create_ctx, &cr), 0);
+        while (access(path, F_OK) != 0) {
+            /* spin: connect the moment it appears */
+        }
+        if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+            refused++;
+        }
+        pthread_join(t, NULL);
+        assert_non_null(cr.ctx);
+        close(fd);
+        vfu_destroy_ctx(cr.ctx);
+    }
+    assert_int_equal(refused, 0);
+    /* Nothing is left beside it. */
+    assert_int_equal(rmdir(dir), 0);
+}
+
 /* Writes all of @len bytes, or fails the test. */
 static void
 write_all(int fd, const void *buf, size_t len)
@@ -665,6 +719,7 @@ main(void)
         cmocka_unit_test(test_pipe_transport),
         cmocka_unit_test(test_config_only_device),
         cmocka_unit_test(test_run_interrupted),
+        cmocka_unit_test(test_path_appears_listening),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
