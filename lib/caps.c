@@ -334,7 +334,7 @@ px_rules(const uint8_t *cap, struct reg_rule *r)
     r[n++] = (struct reg_rule){ .off = PCI_EXP_LNKCTL, .len = 2,
         .rw = lnkctl, .flrkeep = lnkctl };
 
-    if (px_version(cap) >= 2) {
+    if (px_version(cap) != 1) {         /* 2, or 0 read as 2 (px_size) */
         uint32_t devcap2 = pci_get32(cap, PCI_EXP_DEVCAP2);
         uint32_t devctl2 = PCI_EXP_DEVCTL2_ATOMIC_REQ |
                            PCI_EXP_DEVCTL2_IDO_REQ_EN |

@@ -207,14 +207,14 @@ close_conn(vfu_ctx_t *ctx)
 }
 
 int
-ctx_disconnect(vfu_ctx_t *ctx, bool wait_for_quiesce)
+ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
 {
     if (ctx->conn_fd < 0) {
         return 0;
     }
-    if (ctx->negotiated && !ctx->quiesced && !ctx->disconnecting) {
-        int ret = device_quiesce(ctx);
-        if (ret == HANDLER_PENDING && wait_for_quiesce) {
+    if (quiesce_first && ctx->negotiated && !ctx->quiesced &&
+        !ctx->disconnecting) {
+        if (device_quiesce(ctx) == HANDLER_PENDING) {
             ctx->disconnecting = true;  /* vfu_device_quiesced() goes on */
             return -EBUSY;
         }
@@ -471,7 +471,8 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     if (ctx == NULL) {
         return;
     }
-    (void)ctx_disconnect(ctx, false);   /* its owner ends it: no waiting */
+    /* Its owner ends it: no quiesce callback (as the original documents). */
+    (void)ctx_disconnect(ctx, false);
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         unlink(ctx->sock_path);

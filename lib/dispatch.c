@@ -191,7 +191,6 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
     }
     if (ctx->disconnecting) {
         /* Quiet (or not: the client is gone either way); finish leaving. */
-        ctx->quiesced = true;
         (void)ctx_disconnect(ctx, false);
         return 0;
     }
@@ -212,7 +211,6 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
     ctx->quiesced = false;
     if (ret == -ENOTCONN || ret == -EPIPE) {
         /* The client left: tear down now, while the device is still quiet. */
-        ctx->quiesced = quiesce_errno == 0;
         (void)ctx_disconnect(ctx, false);
     }
     return 0;

@@ -232,12 +232,13 @@ reply_add(struct vfu_reply *reply, void *base, size_t len)
 /* ctx.c */
 /* Ends the client connection: reset(LOST_CONN), close fds, listen again. */
 /*
- * The client is gone: the device quiesces, then gets reset(LOST_CONN), then
- * loses its DMA regions; then the connection's state goes. 0 when done, or
- * -EBUSY when the device quiesces later (@wait_for_quiesce) and
+ * The client is gone: the device quiesces (@quiesce_first: not when it is
+ * already quiet, nor when the context is destroyed), then gets
+ * reset(LOST_CONN), then loses its DMA regions; then the connection's
+ * state goes. 0 when done, or -EBUSY when the device quiesces later and
  * vfu_device_quiesced() is to finish it.
  */
-int ctx_disconnect(vfu_ctx_t *ctx, bool wait_for_quiesce);
+int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
 
 /* dispatch.c */
 /*

@@ -375,6 +375,24 @@ test_reply_fails_while_quiesced(void **state)
     f->c = vfu_client_connect(f->sock);
 }
 
+/*
+ * Destroying the context with a client attached: reset(LOST_CONN) and the
+ * unmapping, but no quiesce callback (as the original documents).
+ */
+static void
+test_destroy_does_not_quiesce(void **state)
+{
+    struct fx *f = *state;
+
+    map_two(f);
+    vfu_destroy_ctx(f->ctx);
+    assert_string_equal(f->events, "LUU");
+    assert_int_equal(f->quiesce_calls, 0);
+    /* For teardown: a context of the same shape, never attached. */
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->sock, 0, f, VFU_DEV_TYPE_PCI);
+    assert_non_null(f->ctx);
+}
+
 /* A quiesce callback that returns a positive value has quiesced. */
 static void
 test_quiesce_positive(void **state)
@@ -405,6 +423,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reply_fails_while_quiesced,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_quiesce_positive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_does_not_quiesce, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

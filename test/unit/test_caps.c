@@ -1193,6 +1193,13 @@ test_original_habits(void **state)
     assert_int_equal(at, 0x48);
     assert_int_equal(rd(ctx, at + offsetof(struct pxcap, pxlcap2), 4),
                      0xa5a5a5a5);
+    /* ...and its "2" registers behave as version 2's: writable bits stick. */
+    assert_int_equal(wr(ctx, at + PCI_EXP_DEVCTL2, PCI_EXP_DEVCTL2_ATOMIC_REQ,
+                        2), 2);
+    assert_int_equal(rd(ctx, at + PCI_EXP_DEVCTL2, 2),
+                     PCI_EXP_DEVCTL2_ATOMIC_REQ);
+    assert_int_equal(wr(ctx, at + PCI_EXP_LNKCTL2, PCI_EXP_LNKCTL2_TLS, 2), 2);
+    assert_int_equal(rd(ctx, at + PCI_EXP_LNKCTL2, 2), PCI_EXP_LNKCTL2_TLS);
     vsc(v, 8);
     assert_int_equal(add(ctx, 0, 0, v), 0x48 + 0x3c);
     vsc(v, 8);
