@@ -75,7 +75,7 @@ vfu_realize_ctx(vfu_ctx_t *vfu_ctx);
  * unless the context was created with LIBVFIO_USER_FLAG_ATTACH_NB, in which
  * case it fails with EAGAIN until a client has connected and its VERSION
  * message has arrived. A client that fails negotiation is disconnected and
- * the call fails with the reason (e.g. EINVAL, ENOTSUP); the socket keeps
+ * the call fails with the reason (EINVAL); the socket keeps
  * listening and the call may be repeated.
  */
 int

@@ -284,7 +284,7 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
 
     if (msg->oversized) {
         vfu_log_err(ctx, "VERSION of %u bytes refused", msg->hdr.msg_size);
-        ret = -E2BIG;
+        ret = -EINVAL;
         goto fail;
     }
     if (msg->malformed || msg->fds_lost ||
@@ -304,7 +304,9 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     ret = vfu_version_parse(msg->payload, msg->len, &major, &minor,
                             &ctx->client_caps, &why);
     if (ret < 0) {
+        /* Whatever is wrong with it (a major we lack too): EINVAL. */
         vfu_log_err(ctx, "bad VERSION: %s", why);
+        ret = -EINVAL;
         goto fail;
     }
 

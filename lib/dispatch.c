@@ -59,10 +59,10 @@ check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
         return -EINVAL;
     }
     if (msg->oversized) {
-        /* The limit is the receive buffer: the largest request plus slack. */
+        /* The limit is the largest request (or what the buffer holds). */
         vfu_log_err(ctx, "msg%u: size %u exceeds the %zu-byte limit",
-                    hdr->msg_id, hdr->msg_size, ctx->rx.cap);
-        return -E2BIG;
+                    hdr->msg_id, hdr->msg_size, ctx->rx.max_msg);
+        return -EINVAL;
     }
     if (msg->fds_lost || msg->nr_fds > SERVER_MAX_MSG_FDS) {
         vfu_log_err(ctx, "msg%u: more fds than %u", hdr->msg_id,

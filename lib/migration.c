@@ -368,7 +368,7 @@ migration_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
         return feature_get_reply(ctx, msg, req, &ds, sizeof(ds), reply);
 
     default:
-        return -ENOTSUP;
+        return -ENOTTY;
     }
 }
 
@@ -414,7 +414,7 @@ handle_mig_data_read(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (req.size > data_limit(ctx)) {
         vfu_log_err(ctx, "MIG_DATA_READ: %u bytes exceed the transfer limit",
                     req.size);
-        return -E2BIG;
+        return -EINVAL;
     }
     if (req.argsz < MIG_DATA_HDR + (uint64_t)req.size) {
         vfu_log_err(ctx, "MIG_DATA_READ: argsz %u for %u bytes", req.argsz,
@@ -472,7 +472,7 @@ handle_mig_data_write(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (req.size > data_limit(ctx)) {
         vfu_log_err(ctx, "MIG_DATA_WRITE: %u bytes exceed the transfer limit",
                     req.size);
-        return -E2BIG;
+        return -EINVAL;
     }
     if (msg->len != MIG_DATA_HDR + (size_t)req.size ||
         req.argsz < MIG_DATA_HDR) {

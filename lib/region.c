@@ -338,7 +338,7 @@ handle_region_read(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (in.count > SERVER_MAX_DATA_XFER) {
         vfu_log_err(ctx, "REGION_READ: %u bytes exceed the transfer limit",
                     in.count);
-        return -E2BIG;
+        return -EINVAL;
     }
     ret = check_access(ctx, in.region, in.offset, in.count, false);
     if (ret == 0) {
@@ -375,7 +375,7 @@ handle_region_write(vfu_ctx_t *ctx, struct tran_msg *msg,
         /* It fits the receive buffer's slack, but we announced the limit. */
         vfu_log_err(ctx, "REGION_WRITE: %u bytes exceed the transfer limit",
                     in.count);
-        return -E2BIG;
+        return -EINVAL;
     }
     ret = check_access(ctx, in.region, in.offset, in.count, true);
     if (ret == 0) {

@@ -1232,16 +1232,16 @@ test_feature_refused(void **state)
     FEAT_ERR(64, START | VFIO_DEVICE_FEATURE_GET, data, start_len, EINVAL);
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_DMA_LOGGING_START, data, start_len,
              EINVAL);                                            /* no op */
-    FEAT_ERR(64, VFIO_DEVICE_FEATURE_GET | 99, NULL, 0, ENOTSUP);
-    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE | 99, NULL, 0, ENOTSUP);
-    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE, NULL, 0, ENOTSUP);   /* index 0 */
+    FEAT_ERR(64, VFIO_DEVICE_FEATURE_GET | 99, NULL, 0, ENOTTY);
+    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE | 99, NULL, 0, ENOTTY);
+    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE, NULL, 0, ENOTTY);   /* index 0 */
     /* Migration: not yet. */
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
-             NULL, 0, ENOTSUP);
+             NULL, 0, ENOTTY);
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_MIGRATION,
-             NULL, 0, ENOTSUP);
+             NULL, 0, ENOTTY);
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_SET |
-             VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, data, 8, ENOTSUP);
+             VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, data, 8, ENOTTY);
     /* An operation the feature does not have. */
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_DMA_LOGGING_START |
              VFIO_DEVICE_FEATURE_GET, data, start_len, EINVAL);
@@ -1323,7 +1323,7 @@ test_feature_refused(void **state)
     /* 2^33 bits: a 1 GiB bitmap is beyond the transfer limit. */
     bad = report;
     bad.length = 1ull << 45;
-    FEAT_ERR(UINT32_MAX, REPORT, &bad, sizeof(bad), E2BIG);
+    FEAT_ERR(UINT32_MAX, REPORT, &bad, sizeof(bad), EINVAL);
     /* The largest that fits: 1 MiB of bitmap. */
     bad.length = (1ull << 23) * PG;
     uint64_t *big = malloc(1 << 20);

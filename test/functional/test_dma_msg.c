@@ -732,12 +732,12 @@ send_kind(struct fx *f, enum req_kind kind)
         break;
     case REQ_OVERSIZED:
         h.msg_size = sizeof(h) + OVERSIZED_LEN;
-        s.err = E2BIG;
+        s.err = EINVAL;
         len = OVERSIZED_LEN;
         break;
     case REQ_HUGE:
         h.msg_size = 0xcb000000u;       /* 3.4 GB, never sent */
-        s.err = E2BIG;
+        s.err = EINVAL;
         break;
     case REQ_BIG_WRITE:
         /* Valid framing; BAR0 is too small for it, so served it fails. */
@@ -975,7 +975,7 @@ test_faulty_set_aside_at_depth_limit(void **state)
 
 /*
  * A request announcing 3.4 GB with nothing behind it, on each path, the
- * DMA replies coming on the twin socket: answered E2BIG in its turn, no
+ * DMA replies coming on the twin socket: answered EINVAL in its turn, no
  * allocation of its size, and the DMA completes. The main socket then
  * belongs to that request's body, so it comes last.
  */
