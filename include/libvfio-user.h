@@ -184,10 +184,14 @@ typedef ssize_t (vfu_region_access_cb_t)(vfu_ctx_t *vfu_ctx, char *buf,
  * The config region (VFU_PCI_DEV_CFG_REGION_IDX) is always present; its size
  * follows the PCI type, the library emulates the standard header and the
  * capabilities added with vfu_pci_add_capability(), and the callback, if
- * any, serves the rest (everything with VFU_REGION_FLAG_ALWAYS_CB); see
- * docs/pci.md. It cannot be mapped.
+ * any, serves the rest (everything with VFU_REGION_FLAG_ALWAYS_CB, which
+ * needs one); see docs/pci.md. It cannot be mapped.
  *
+ * @flags must include READ or WRITE; a BAR's (and the ROM's) size must be a
+ * power of two. Size 0 clears the region (and its BAR). The fd must hold
+ * what the client may map (the areas, or all of the region without them).
  * May be called again, also after vfu_realize_ctx(), to change a region.
+ * Fails with -1 and EINVAL for a bad argument, EBADF for a closed fd.
  */
 int
 vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
@@ -594,7 +598,8 @@ vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);
  * Known capabilities, whose size the library works out from @data:
  *   standard: PCI_CAP_ID_PM (struct pmcap), PCI_CAP_ID_MSI (struct msicap,
  *             size from its flags), PCI_CAP_ID_MSIX (struct msixcap),
- *             PCI_CAP_ID_EXP (struct pxcap; Express devices only),
+ *             PCI_CAP_ID_EXP (struct pxcap; version 1, or 2 and 0 as
+ *             all 0x3c bytes; on any PCI type),
  *             PCI_CAP_ID_VNDR (struct vsc, size from its size byte)
  *   extended: PCI_EXT_CAP_ID_DSN (struct dsncap), PCI_EXT_CAP_ID_VNDR
  *             (struct pcie_ext_cap_vsc_hdr, size from its len field)
@@ -605,7 +610,9 @@ vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);
  * the end of config space (extended; the first must be at 0x100), and
  * clear of every other capability. Capabilities may be added after
  * vfu_realize_ctx(). @flags is a set of VFU_CAP_FLAG_*; CALLBACK and
- * READONLY do not go together.
+ * READONLY do not go together, and CALLBACK needs the config region's
+ * callback (vfu_setup_region() first). An MSI-X table or PBA must fit its
+ * BAR if that BAR is set up (checked again at vfu_realize_ctx()).
  *
  * Returns the capability's offset, or -1 with errno: EINVAL (bad argument
  * or contents, position out of bounds or misaligned, extended capability on

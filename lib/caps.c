@@ -243,14 +243,22 @@ msix_rules(const uint8_t *cap, struct reg_rule *r)
     return 1;
 }
 
-/* Whether @len bytes at @off of BAR @bir exist; 0 or -EINVAL. */
+/*
+ * Whether @len bytes at @off of BAR @bir fit; 0 or -EINVAL. A BAR not set
+ * up (yet: vfu_setup_region() may come later) is not held against the
+ * capability, as the original library does not.
+ */
 static int
 msix_in_bar(vfu_ctx_t *ctx, uint32_t bir, uint64_t off, uint64_t len,
             const char *what)
 {
     const struct vfu_region *r = &ctx->regions[bir];
 
-    if (r->size == 0 || off > r->size || len > r->size - off) {
+    if (r->size == 0) {
+        vfu_log_info(ctx, "MSI-X %s is in BAR%u, not set up", what, bir);
+        return 0;
+    }
+    if (off > r->size || len > r->size - off) {
         vfu_log_err(ctx, "MSI-X %s (%#" PRIx64 "+%#" PRIx64 ") is not "
                     "inside BAR%u (%zu bytes)", what, off, len, bir, r->size);
         return -EINVAL;
@@ -584,6 +592,9 @@ add_cap(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
 
     if (data == NULL || (flags & ~CAP_FLAG_MASK) ||
         ((flags & VFU_CAP_FLAG_CALLBACK) && (flags & VFU_CAP_FLAG_READONLY)) ||
+        /* A callback capability is served by the config region's callback. */
+        ((flags & VFU_CAP_FLAG_CALLBACK) &&
+         ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].cb == NULL) ||
         !ctx->pci.initialized ||
         (ext && ctx->pci.cfg_size != PCI_CFG_SPACE_EXP_SIZE)) {
         return -EINVAL;
@@ -698,9 +709,17 @@ vfu_pci_find_next_capability(vfu_ctx_t *ctx, bool extended, size_t pos,
         errno = EINVAL;
         return 0;
     }
-    /* The chain is in list order; position 0 means its head. */
+    /*
+     * The chain is in list order; position 0 means its head. A position
+     * where no header fits is invalid; one inside the space that is not a
+     * capability's start has no next (ENOENT, as the original says).
+     */
     if (pos == 0) {
         i = 0;
+    } else if (extended ? pos < STD_END || pos + 4 > ctx->pci.cfg_size
+                        : pos < PCI_STD_HEADER_SIZEOF || pos + 2 > STD_END) {
+        errno = EINVAL;         /* outside the chain's space */
+        return 0;
     } else {
         for (i = 0; i < ctx->pci.nr_caps; i++) {
             if (ctx->pci.caps[i].ext == extended &&
@@ -709,7 +728,7 @@ vfu_pci_find_next_capability(vfu_ctx_t *ctx, bool extended, size_t pos,
             }
         }
         if (i == ctx->pci.nr_caps) {
-            errno = EINVAL;     /* @pos is not a capability of this chain */
+            errno = ENOENT;
             return 0;
         }
         i++;

@@ -85,8 +85,12 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
 
     if ((trans != VFU_TRANS_SOCK && trans != VFU_TRANS_PIPE) ||
         (trans == VFU_TRANS_SOCK && path == NULL) ||
-        dev_type != VFU_DEV_TYPE_PCI || (flags & ~LIBVFIO_USER_FLAG_ATTACH_NB)) {
+        (flags & ~LIBVFIO_USER_FLAG_ATTACH_NB)) {
         errno = EINVAL;
+        return NULL;
+    }
+    if (dev_type != VFU_DEV_TYPE_PCI) {
+        errno = ENOTSUP;            /* as the original: PCI only */
         return NULL;
     }
     ctx = calloc(1, sizeof(*ctx));

@@ -273,6 +273,10 @@ vfu_run_ctx(vfu_ctx_t *ctx)
         errno = EBUSY;
         return -1;
     }
+    if (!ctx->realized) {
+        errno = EINVAL;
+        return -1;
+    }
     if (!ctx->negotiated) {
         errno = ENOTCONN;
         return -1;

@@ -47,7 +47,8 @@ check_mmap_areas(const struct iovec *areas, uint32_t nr, size_t size)
 
 /* Argument rules of vfu_setup_region(); 0 or -errno. */
 static int
-check_region_args(vfu_ctx_t *ctx, int idx, size_t size, int flags,
+check_region_args(vfu_ctx_t *ctx, int idx, size_t size,
+                  vfu_region_access_cb_t *cb, int flags,
                   const struct iovec *areas, uint32_t nr_areas, int fd,
                   uint64_t offset)
 {
@@ -59,17 +60,26 @@ check_region_args(vfu_ctx_t *ctx, int idx, size_t size, int flags,
         (areas == NULL) != (nr_areas == 0)) {
         return -EINVAL;
     }
+    if (size == 0 && idx != VFU_PCI_DEV_CFG_REGION_IDX) {
+        return 0;               /* clears the region: nothing else counts */
+    }
+    if (!(flags & VFU_REGION_FLAG_RW)) {
+        return -EINVAL;         /* neither readable nor writable */
+    }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
         /* Config space is emulated here and never mapped by the client. */
         if (fd != -1 || areas != NULL ||
             (flags & (VFU_REGION_FLAG_MEM | VFU_REGION_FLAG_64_BITS |
-                      VFU_REGION_FLAG_PREFETCH))) {
+                      VFU_REGION_FLAG_PREFETCH)) ||
+            ((flags & VFU_REGION_FLAG_ALWAYS_CB) && cb == NULL)) {
             return -EINVAL;
         }
         return 0;
     }
-    if (size == 0) {
-        return 0;               /* clears the region: nothing else counts */
+    /* A BAR decodes a power of two (so does the ROM BAR). */
+    if ((is_bar(idx) || idx == VFU_PCI_DEV_ROM_REGION_IDX) &&
+        (size & (size - 1)) != 0) {
+        return -EINVAL;
     }
     if (flags & VFU_REGION_FLAG_ALWAYS_CB) {
         return -EINVAL;
@@ -152,8 +162,8 @@ vfu_setup_region(vfu_ctx_t *ctx, int idx, size_t size,
         errno = EINVAL;
         return -1;
     }
-    ret = check_region_args(ctx, idx, size, flags, mmap_areas, nr_mmap_areas,
-                            fd, offset);
+    ret = check_region_args(ctx, idx, size, cb, flags, mmap_areas,
+                            nr_mmap_areas, fd, offset);
     if (ret < 0) {
         vfu_log_err(ctx, "region %d: invalid set-up: %s", idx, strerror(-ret));
         errno = -ret;

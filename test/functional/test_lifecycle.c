@@ -312,10 +312,15 @@ test_create_errors(void **state)
     assert_int_equal(errno, EINVAL);
     assert_null(vfu_create_ctx(VFU_TRANS_SOCK, NULL, 0, NULL, VFU_DEV_TYPE_PCI));
     assert_int_equal(errno, EINVAL);
+    assert_null(vfu_create_ctx(VFU_TRANS_SOCK, sock, 0, NULL,
+                               (vfu_dev_type_t)(VFU_DEV_TYPE_PCI + 4)));
+    assert_int_equal(errno, ENOTSUP);           /* as the original */
     ctx = vfu_create_ctx(VFU_TRANS_SOCK, sock, 0, (void *)0x1234,
                          VFU_DEV_TYPE_PCI);
     assert_non_null(ctx);
     assert_ptr_equal(vfu_get_private(ctx), (void *)0x1234);
+    assert_int_equal(vfu_run_ctx(ctx), -1);
+    assert_int_equal(errno, EINVAL);            /* not realized */
     /* The path is taken. */
     assert_null(vfu_create_ctx(VFU_TRANS_SOCK, sock, 0, NULL, VFU_DEV_TYPE_PCI));
     assert_int_equal(errno, EADDRINUSE);
@@ -354,6 +359,17 @@ test_setup_region_checks(void **state)
     REFUSED(vfu_setup_region(ctx, 9, 4096, NULL, rw, NULL, 0, -1, 0), EINVAL);
     REFUSED(vfu_setup_region(ctx, -1, 4096, NULL, rw, NULL, 0, -1, 0), EINVAL);
     REFUSED(vfu_setup_region(ctx, 0, 4096, NULL, 1 << 10, NULL, 0, -1, 0), EINVAL);
+    /* As the original: neither readable nor writable; not a power of two. */
+    REFUSED(vfu_setup_region(ctx, 2, 4096, NULL, 0, NULL, 0, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 2, 4096, NULL, VFU_REGION_FLAG_MEM, NULL, 0,
+                             -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, 2, 12288, NULL, rw, NULL, 0, -1, 0), EINVAL);
+    REFUSED(vfu_setup_region(ctx, VFU_PCI_DEV_ROM_REGION_IDX, 3000, NULL,
+                             VFU_REGION_FLAG_READ, NULL, 0, -1, 0), EINVAL);
+    /* Config space: ALWAYS_CB needs a callback. */
+    REFUSED(vfu_setup_region(ctx, VFU_PCI_DEV_CFG_REGION_IDX, 256, NULL,
+                             VFU_REGION_FLAG_RW | VFU_REGION_FLAG_ALWAYS_CB,
+                             NULL, 0, -1, 0), EINVAL);
     /* Sparse areas need an fd, and must lie inside, aligned, apart. */
     REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &good, 1, -1, 0), EINVAL);
     REFUSED(vfu_setup_region(ctx, 0, 8192, NULL, rw, &outside, 1, memfd, 0), EINVAL);
