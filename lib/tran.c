@@ -248,6 +248,7 @@ recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, bool restart,
     mh.msg_control = ctl.buf;
     mh.msg_controllen = sizeof(ctl.buf);
     *nr_fds = 0;
+    *ctrunc = false;
 
     do {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
