@@ -51,6 +51,21 @@
 #define MAX_DEFERRED_MSGS       1024
 #define MAX_DEFERRED_BYTES      (4u << 20)
 
+/*
+ * One of our DMA_READ / DMA_WRITE messages awaiting its reply. Waits nest
+ * (a request served during one may start another), and the client may
+ * answer them in any order, so each reply is matched against all of them.
+ */
+struct dma_wait {
+    uint16_t id;
+    uint16_t cmd;
+    uint64_t addr;
+    void *dst;                      /* a DMA_READ's data goes here */
+    uint32_t count;
+    bool done;
+    int result;                     /* once done: 0 or -errno */
+};
+
 /* A client request set aside during a DMA wait, its payload copied. */
 struct deferred_msg {
     struct deferred_msg *next;
@@ -178,6 +193,7 @@ struct vfu_ctx {
     /* Server-to-client requests (dma_msg.c). */
     uint16_t next_msg_id;
     unsigned nest_depth;            /* DMA waits in progress */
+    struct dma_wait *waits[MAX_NEST_DEPTH]; /* theirs, outermost first */
     void *nested_reply_mem[MAX_NEST_DEPTH];
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
     struct deferred_msg **deferred_tail;
