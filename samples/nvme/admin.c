@@ -464,7 +464,8 @@ abort_cmd(struct nvme_ctrl *c, const struct nvme_sqe *cmd, uint32_t *dw0)
     }
     for (unsigned i = 0; i < c->nr_aers; i++) {
         if (c->aer_cids[i] == cid) {
-            c->aer_cids[i] = c->aer_cids[--c->nr_aers];
+            memmove(&c->aer_cids[i], &c->aer_cids[i + 1],
+                    (--c->nr_aers - i) * sizeof(c->aer_cids[0]));
             nvme_post(c, 0, cid, NVME_SC_ABORT_REQ, 0);
             *dw0 = 0;
             break;

@@ -163,6 +163,8 @@ attach(vfu_ctx_t *ctx)
 static void
 serve(struct nvme_ctrl *c)
 {
+    bool buffered = false;
+
     c->smart.power_cycles++;
     for (;;) {
         struct pollfd pfd[2] = {
@@ -170,9 +172,10 @@ serve(struct nvme_ctrl *c)
             { .fd = c->db_eventfd, .events = POLLIN },
         };
         eventfd_t rings = 0;
+        uint64_t msgs = c->msgs_dma;
         int n;
 
-        if (poll(pfd, c->db_eventfd >= 0 ? 2 : 1, -1) < 0) {
+        if (!buffered && poll(pfd, c->db_eventfd >= 0 ? 2 : 1, -1) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -198,11 +201,18 @@ serve(struct nvme_ctrl *c)
             nvme_shadow_doorbells(c);
         }
         nvme_process(c);
+        /*
+         * While it waited for a DMA reply the library may have read the
+         * client's next requests off the socket with the reply and kept
+         * them: poll() would not see them. Serve once more before polling.
+         */
+        buffered = c->msgs_dma != msgs;
     }
     vfu_log(c->ctx, LOG_INFO, "client gone: %llu reads, %llu writes, %llu "
-            "transfers by message", (unsigned long long)c->smart.read_cmds,
+            "with SGLs, %llu transfers by message",
+            (unsigned long long)c->smart.read_cmds,
             (unsigned long long)c->smart.write_cmds,
-            (unsigned long long)c->msgs_dma);
+            (unsigned long long)c->sgl_cmds, (unsigned long long)c->msgs_dma);
 }
 
 static void

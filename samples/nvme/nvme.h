@@ -235,6 +235,7 @@ struct nvme_ctrl {
     uint8_t *sgl_buf;       /* scratch of dma_sg_t entries */
     size_t sgl_cap;
     uint64_t msgs_dma;      /* DMA transfers done by message (stats) */
+    uint64_t sgl_cmds;      /* commands whose data came as an SGL */
 };
 
 /* regs.c */

@@ -216,6 +216,7 @@ walk_sgl(struct nvme_ctrl *c, const struct nvme_sqe *cmd, size_t len,
     size_t rem = len;
     uint16_t st;
 
+    c->sgl_cmds++;
     memcpy(&desc, cmd->dptr, sizeof(desc));
     for (unsigned chain = 0;; chain++) {
         unsigned type = desc.id >> 4;

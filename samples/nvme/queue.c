@@ -72,11 +72,21 @@ nvme_log_error(struct nvme_ctrl *c, uint16_t sqid, const struct nvme_sqe *cmd,
     e->nsid = cmd->nsid;
 }
 
+/* The oldest held AER's command ID, taken off the list. */
+static uint16_t
+pop_aer(struct nvme_ctrl *c)
+{
+    uint16_t cid = c->aer_cids[0];
+    memmove(&c->aer_cids[0], &c->aer_cids[1],
+            --c->nr_aers * sizeof(c->aer_cids[0]));
+    return cid;
+}
+
 void
 nvme_complete_aers(struct nvme_ctrl *c, uint16_t status)
 {
     while (c->nr_aers > 0) {
-        nvme_post(c, 0, c->aer_cids[--c->nr_aers], status, 0);
+        nvme_post(c, 0, pop_aer(c), status, 0);
     }
 }
 
@@ -97,7 +107,7 @@ nvme_aen(struct nvme_ctrl *c, uint8_t type, uint8_t info, uint8_t log)
         c->aen_pending = dw0;
         return;
     }
-    nvme_post(c, 0, c->aer_cids[--c->nr_aers], NVME_SC_SUCCESS, dw0);
+    nvme_post(c, 0, pop_aer(c), NVME_SC_SUCCESS, dw0);
     c->aen_masked = true;
 }
 
@@ -105,8 +115,7 @@ static void
 deliver_pending_aen(struct nvme_ctrl *c)
 {
     if (c->aen_pending != 0 && c->nr_aers > 0) {
-        nvme_post(c, 0, c->aer_cids[--c->nr_aers], NVME_SC_SUCCESS,
-                  c->aen_pending);
+        nvme_post(c, 0, pop_aer(c), NVME_SC_SUCCESS, c->aen_pending);
         c->aen_pending = 0;
         c->aen_masked = true;
     }
