@@ -203,7 +203,9 @@ take(struct nvme_host *h, uint16_t qid, struct nvme_cqe *cqe, bool no_ring)
 {
     struct host_queue *cq = &h->cq[qid];
     struct nvme_cqe *e = host_ptr(h, cq->iova + (uint64_t)cq->head * 16);
-    uint16_t st = __atomic_load_n(&e->status, __ATOMIC_ACQUIRE);
+    /* the status word, with the phase tag, is the entry's last store */
+    uint16_t st = __atomic_load_n((uint16_t *)((uint8_t *)e + 14),
+                                  __ATOMIC_ACQUIRE);
 
     if ((st & 1) != cq->phase) {
         return false;
