@@ -52,6 +52,7 @@ test-interop: build
 bench: build
 	$(BUILD)/bench/vfu-bench
 	$(BUILD)/bench/vfu-bench-migration
+	$(BUILD)/bench/vfu-bench-nvme
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -24,7 +24,7 @@ set -euo pipefail
 DIR=${VFU_INTEROP_DIR:-/var/tmp/vfu-interop}
 QEMU_SUITE=${QEMU_SUITE:-trixie-backports}
 # Modules the guest may load (their dependencies come along).
-MODULES="gpio-pci-idio-16 uio_pci_generic vfio-pci"
+MODULES="gpio-pci-idio-16 uio_pci_generic vfio-pci nvme ext4 crc32c_generic"
 
 export DEBIAN_FRONTEND=noninteractive
 T0=$(date +%s)
