@@ -135,7 +135,9 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
          * nesting limit keeps holds well below TRAN_MAX_HOLDS.
          */
         bool held = tran_rx_hold(&ctx->rx) == 0;
+        ctx->handler_depth++;
         ret = handlers[msg->hdr.cmd](ctx, msg, &reply);
+        ctx->handler_depth--;
         if (held) {
             tran_rx_release(&ctx->rx);
         }
@@ -256,6 +258,18 @@ serve_buffered(vfu_ctx_t *ctx, int *handled)
             return -ENOTCONN;
         }
     }
+}
+
+int
+dispatch_serve_buffered(vfu_ctx_t *ctx)
+{
+    int handled = 0;
+    int ret = serve_buffered(ctx, &handled);
+
+    if (ret == -ENOTCONN) {
+        ctx->conn_broken = true;    /* vfu_run_ctx() disconnects */
+    }
+    return ret < 0 ? ret : handled;
 }
 
 VFU_EXPORT int

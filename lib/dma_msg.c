@@ -294,8 +294,8 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
  * served while we waited may have unmapped it.
  */
 static int
-dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
-                 bool is_write)
+transfer_pieces(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
+                bool is_write)
 {
     uint64_t limit = ctx->client_caps.max_data_xfer_size;
 
@@ -328,6 +328,23 @@ dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
         len -= n;
     }
     return 0;
+}
+
+static int
+dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
+                 bool is_write)
+{
+    int ret = transfer_pieces(ctx, addr, buf, len, is_write);
+
+    /*
+     * Started outside any request (the device's own loop): requests that
+     * came with the replies sit in our buffer, where poll() on the socket
+     * will not report them. Serve them now, as vfu_run_ctx() would have.
+     */
+    if (ret != -ENOTCONN && ctx->nest_depth == 0 && ctx->handler_depth == 0) {
+        (void)dispatch_serve_buffered(ctx);
+    }
+    return ret;
 }
 
 static const dma_sg_t *

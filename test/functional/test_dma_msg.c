@@ -1136,6 +1136,110 @@ test_nested_replies_any_order(void **state)
     }
 }
 
+/* The client side of test_dma_from_main_loop, in a thread. */
+struct loop_client {
+    struct fx *f;
+    int wrote;
+};
+
+static void *
+answer_and_post(void *arg)
+{
+    struct loop_client *lc = arg;
+    struct fx *f = lc->f;
+    struct vfio_user_header hdr, reply, post;
+    struct vfio_user_dma_rw rw;
+    struct vfio_user_region_access acc = {
+        .offset = REG_REPEAT, .region = VFU_PCI_DEV_BAR0_REGION_IDX,
+        .count = 4 };
+    uint32_t v = 7;
+    static uint8_t out[4096 + 16];
+
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    reply = hdr;
+    reply.flags = VFIO_USER_F_TYPE_REPLY;
+    reply.msg_size = (uint32_t)(sizeof(reply) + sizeof(rw) + rw.count);
+    memcpy(out, &rw, sizeof(rw));
+    memcpy(out + sizeof(rw), f->guest, rw.count);
+    /* The reply and a posted write in one send: they arrive together. */
+    post = (struct vfio_user_header){ .msg_id = 0x6666,
+        .cmd = VFIO_USER_REGION_WRITE, .flags = VFIO_USER_F_NO_REPLY,
+        .msg_size = sizeof(post) + sizeof(acc) + 4 };
+    struct iovec iov[5] = {
+        { &reply, sizeof(reply) }, { out, sizeof(rw) + rw.count },
+        { &post, sizeof(post) }, { &acc, sizeof(acc) }, { &v, 4 },
+    };
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 5 };
+    lc->wrote = (int)sendmsg(vfu_client_fd(f->c), &mh, MSG_NOSIGNAL);
+    return NULL;
+}
+
+/*
+ * A device that starts DMA by message from its own loop (not inside a
+ * request): requests read together with the reply must be served before
+ * vfu_sgl_read() returns, since poll() on the socket will never report
+ * them (found by the NVMe sample, whose loop then stalled).
+ */
+static void
+test_dma_from_main_loop(void **state)
+{
+    char dir[] = "/tmp/vfu-ml.XXXXXX";
+    struct fx *f = calloc(1, sizeof(*f));
+    struct loop_client lc = { .f = f };
+    uint8_t ver[4] = { 0 };
+    struct vfio_user_header hdr;
+    uint8_t sg[64];
+    pthread_t t;
+    uint16_t id;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(f->sock, sizeof(f->sock), "%s/s", dir);
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->sock,
+                            LIBVFIO_USER_FLAG_ATTACH_NB, f, VFU_DEV_TYPE_PCI);
+    assert_non_null(f->ctx);
+    assert_int_equal(vfu_pci_init(f->ctx, VFU_PCI_TYPE_CONVENTIONAL, 0, 0), 0);
+    assert_int_equal(vfu_setup_region(f->ctx, VFU_PCI_DEV_BAR0_REGION_IDX,
+                                      4096, bar0_cb, VFU_REGION_FLAG_RW |
+                                      VFU_REGION_FLAG_MEM, NULL, 0, -1, 0), 0);
+    assert_int_equal(vfu_realize_ctx(f->ctx), 0);
+    for (size_t i = 0; i < BUF_SIZE; i++) {
+        f->guest[i] = (uint8_t)(i * 3 + 1);
+    }
+    f->c = vfu_client_connect(f->sock);
+    assert_non_null(f->c);
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_VERSION, 0, ver, 4, NULL,
+                                     0, &id), 0);
+    while (vfu_attach_ctx(f->ctx) < 0) {
+        assert_int_equal(errno, EAGAIN);
+    }
+    assert_true(vfu_client_recv(f->c, &hdr, NULL, 0, NULL, NULL) >= 0);
+    struct vfio_user_dma_map map = {
+        .argsz = sizeof(map), .addr = BUF_IOVA, .size = BUF_SIZE,
+        .flags = VFIO_USER_F_DMA_REGION_READ };
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_DMA_MAP, 0, &map,
+                                     sizeof(map), NULL, 0, &id), 0);
+    while (vfu_run_ctx(f->ctx) == 0) {
+    }
+    assert_true(vfu_client_recv(f->c, &hdr, NULL, 0, NULL, NULL) >= 0);
+    assert_false(hdr.flags & VFIO_USER_F_ERROR);
+
+    /* The device's loop: a read by message, not inside any request. */
+    assert_int_equal(pthread_create(&t, NULL, answer_and_post, &lc), 0);
+    assert_int_equal(vfu_addr_to_sgl(f->ctx, (vfu_dma_addr_t)BUF_IOVA, 4096,
+                                     (dma_sg_t *)sg, 1, PROT_READ), 1);
+    assert_int_equal(vfu_sgl_read(f->ctx, (dma_sg_t *)sg, 1, f->data, 0), 0);
+    pthread_join(t, NULL);
+    assert_true(lc.wrote > 0);
+    assert_memory_equal(f->data, f->guest, 4096);
+    assert_int_equal(f->repeat, 7);         /* the posted write was served */
+
+    vfu_client_close(f->c);
+    vfu_destroy_ctx(f->ctx);
+    rmdir(dir);
+    free(f);
+}
+
 /* Our own DMA reply, oversized or short: the transfer fails at once. */
 static void
 test_faulty_dma_reply(void **state)
@@ -1189,6 +1293,7 @@ main(void)
         cmocka_unit_test(test_set_aside_is_bounded),
         cmocka_unit_test(test_faulty_dma_reply),
         cmocka_unit_test(test_outer_reply_first),
+        cmocka_unit_test(test_dma_from_main_loop),
         cmocka_unit_test(test_nested_replies_any_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
