@@ -10,7 +10,9 @@
  *   device.c    DEVICE_GET_INFO, DEVICE_RESET
  *   region.c    regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
  *   dma.c       the DMA map table: DMA_MAP/UNMAP, mappings of client memory,
- *               scatter/gather lists, what dirty logging covers
+ *               what dirty logging covers (its layout: dma_table.h)
+ *   dma_index.c the table's index by address, a B+ tree (dma_index.h)
+ *   dma_sgl.c   scatter/gather lists on the table
  *   dirty.c     the dirty-page log: page ranges with a bitmap each
  *   feature.c   DEVICE_FEATURE: parsing, and routing to the DMA logging
  *               (dma.c) and migration features
@@ -234,7 +236,7 @@ int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
 /* dma_msg.c */
 void dma_msg_free(vfu_ctx_t *ctx);
 
-/* dma.c */
+/* dma_sgl.c */
 /*
  * The region behind a scatter/gather entry: 0 with *vaddr our mapping of
  * the entry's first byte, or NULL when the region is reachable only by
@@ -245,6 +247,8 @@ int dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova,
                   size_t *len, void **vaddr, bool is_write);
 /* Whether [iova, iova + len) is mapped (0), not all (-ENOENT), or -EACCES. */
 int dma_range_check(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write);
+
+/* dma.c */
 /* Records a device write for dirty logging; nothing unless logging. */
 void dma_mark_dirty(vfu_ctx_t *ctx, uint64_t iova, size_t len);
 /*

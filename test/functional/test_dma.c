@@ -390,6 +390,67 @@ test_map_limit(void **state)
                          NULL), 0);
 }
 
+/*
+ * A device's max_regions (vfu_setup_device_dma()), set before the client
+ * comes: announced in VERSION, and the next DMA_MAP beyond it refused with
+ * EINVAL, with or without an fd; the older three-argument call means
+ * LIBVFIO_USER_MAX_DMA_REGIONS.
+ */
+static void
+test_max_regions(void **state)
+{
+    struct test_dev *dev = dev_start(2);
+    int base = count_open_fds(), memfd = memfd_create("guest", MFD_CLOEXEC);
+    struct vfio_user_dma_map m;
+    int fds;
+    vfu_client_t *c;
+
+    (void)state;
+    assert_true(memfd >= 0);
+    assert_int_equal(ftruncate(memfd, MEM_SIZE), 0);
+    assert_int_equal(vfu_setup_device_dma(dev->ctx, 0, NULL, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_setup_device_dma(dev->ctx,
+                                          LIBVFIO_USER_MAX_DMA_REGIONS + 1,
+                                          NULL, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    /* The server reads it when a client negotiates, after we connect. */
+    assert_int_equal(vfu_setup_device_dma(dev->ctx, 3, NULL, NULL), 0);
+    c = client_open(dev);
+    set_timeouts(c);
+    fds = count_open_fds();
+    assert_int_equal(vfu_client_server_info(c)->max_dma_maps, 3);
+    assert_int_equal(vfu_client_dma_map(c, IOVA, PG, memfd, 0, NULL, RW), 0);
+    assert_int_equal(vfu_client_dma_map(c, IOVA + 2 * PG, PG, -1, 0, &fds, R),
+                     0);
+    assert_int_equal(vfu_client_dma_map(c, IOVA + 4 * PG, PG, memfd, PG, NULL,
+                                        R), 0);
+    m = mk_map(IOVA + 6 * PG, PG, 0, RW);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m), NULL,
+                                 0, NULL, 0, NULL), EINVAL);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m),
+                                 &memfd, 1, NULL, 0, NULL), EINVAL);
+    assert_true(server_alive(c));
+    assert_int_equal(count_open_fds(), fds);
+    /* One goes, one more fits. */
+    assert_int_equal(vfu_client_dma_unmap(c, IOVA + 2 * PG, PG, 0), 0);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m),
+                                 &memfd, 1, NULL, 0, NULL), 0);
+    vfu_client_close(c);
+
+    /* The older form, as SPDK and QEMU call it. */
+    assert_int_equal(vfu_setup_device_dma(dev->ctx, NULL, NULL), 0);
+    c = client_open(dev);
+    assert_int_equal(vfu_client_server_info(c)->max_dma_maps,
+                     LIBVFIO_USER_MAX_DMA_REGIONS);
+    vfu_client_close(c);
+    dev_join(dev);
+    close(memfd);
+    /* Every fd the server received is closed: the mappings keep the file. */
+    assert_int_equal(count_open_fds(), base);
+    dev_stop(dev);
+}
+
 static void
 test_unmap_refused(void **state)
 {
@@ -1345,6 +1406,7 @@ main(void)
         T(test_map_unmap),
         T(test_map_refused),
         T(test_map_limit),
+        cmocka_unit_test(test_max_regions),
         T(test_unmap_refused),
         T(test_client_checks),
         T(test_engine_copy),

@@ -3,7 +3,8 @@
  * (lib/dirty.c), without a socket: adding regions (every refusal and its
  * errno), overlap, lookup across regions, the count-needed return of
  * vfu_addr_to_sgl(), protection, mapping a memfd, stale entries after an
- * unmap, 65535 regions, the callbacks, and the log's page arithmetic
+ * unmap, 65535 regions, 10^6 regions mapped top-down and at random (the
+ * limit, max_regions), the callbacks, and the log's page arithmetic
  * (replicated and aggregated report bits, read-and-clear, merging).
  */
 #include <errno.h>
@@ -402,8 +403,7 @@ test_many_regions(void **state)
 
     /*
      * Every other page: the first 1000 from the top down (each goes to the
-     * front), the rest upwards as clients usually map. Insertion moves the
-     * entries above, so building the table top-down costs O(n^2).
+     * front), the rest upwards as clients usually map.
      */
     for (uint64_t i = 1000; i-- > 0;) {
         assert_int_equal(dma_map(ctx, i * 2 * PG, PG, -1, 0, RW), 0);
@@ -424,7 +424,7 @@ test_many_regions(void **state)
         assert_int_equal(errno, ENOENT);
     }
     /*
-     * Unmap 500 (each removal moves the entries above it), map pages
+     * Unmap 500, map pages
      * between them: slots are reused, old entries stay stale, new distinct.
      */
     assert_int_equal(to_sgl(ctx, 2 * PG, 1, sgl, 2, 0), 1);
@@ -445,6 +445,98 @@ test_many_regions(void **state)
     dma_remove_all(ctx);
     assert_int_equal(dma_nr_maps(ctx), 0);
     free(sgl);
+}
+
+/*
+ * 10^6 regions (LIBVFIO_USER_MAX_DMA_REGIONS), mapped top-down and in
+ * random order: each map, lookup and unmap is O(log n), so this takes a
+ * second or two where a sorted array took minutes.
+ */
+static uint64_t
+xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void
+map_million(vfu_ctx_t *ctx, const uint32_t *order)
+{
+    const uint32_t n = LIBVFIO_USER_MAX_DMA_REGIONS;
+    dma_sg_t *sgl = sgl_new(2);
+    uint64_t x = 12345;
+
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(dma_map(ctx, (uint64_t)order[i] * 2 * PG, PG, -1, 0,
+                                 RW), 0);
+    }
+    assert_int_equal(dma_nr_maps(ctx), n);
+    /* Full: the next is refused, an overlap still reported as one. */
+    assert_int_equal(dma_map(ctx, (uint64_t)n * 2 * PG, PG, -1, 0, RW),
+                     -EINVAL);
+    assert_int_equal(dma_map(ctx, 2 * PG, PG, -1, 0, RW), -EEXIST);
+    for (int k = 0; k < 100000; k++) {
+        uint64_t i = xorshift(&x) % n;
+        assert_int_equal(to_sgl(ctx, i * 2 * PG + 7, 9, sgl, 2, PROT_READ), 1);
+        assert_int_equal(to_sgl(ctx, i * 2 * PG + PG, 1, sgl, 2, 0), -1);
+        assert_int_equal(errno, ENOENT);
+    }
+    /* Every other region goes, in the same order; the rest stay found. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (order[i] % 2 == 1) {
+            assert_int_equal(dma_unmap(ctx, (uint64_t)order[i] * 2 * PG, PG),
+                             0);
+        }
+    }
+    assert_int_equal(dma_nr_maps(ctx), n / 2);
+    for (int k = 0; k < 100000; k++) {
+        uint64_t i = xorshift(&x) % n;
+        assert_int_equal(to_sgl(ctx, i * 2 * PG, 1, sgl, 2, PROT_READ),
+                         i % 2 ? -1 : 1);
+    }
+    dma_remove_all(ctx);
+    assert_int_equal(dma_nr_maps(ctx), 0);
+    free(sgl);
+}
+
+static void
+test_million_descending(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    uint32_t *order = malloc(LIBVFIO_USER_MAX_DMA_REGIONS * sizeof(*order));
+
+    assert_non_null(order);
+    for (uint32_t i = 0; i < LIBVFIO_USER_MAX_DMA_REGIONS; i++) {
+        order[i] = LIBVFIO_USER_MAX_DMA_REGIONS - 1 - i;
+    }
+    assert_int_equal(vfu_setup_device_dma(ctx, LIBVFIO_USER_MAX_DMA_REGIONS,
+                                          NULL, NULL), 0);
+    map_million(ctx, order);
+    free(order);
+}
+
+static void
+test_million_random(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    uint32_t *order = malloc(LIBVFIO_USER_MAX_DMA_REGIONS * sizeof(*order));
+    uint64_t x = 99;
+
+    assert_non_null(order);
+    for (uint32_t i = 0; i < LIBVFIO_USER_MAX_DMA_REGIONS; i++) {
+        order[i] = i;
+    }
+    for (uint32_t i = LIBVFIO_USER_MAX_DMA_REGIONS; i > 1; i--) {
+        uint32_t j = (uint32_t)(xorshift(&x) % i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    assert_int_equal(vfu_setup_device_dma(ctx, LIBVFIO_USER_MAX_DMA_REGIONS,
+                                          NULL, NULL), 0);
+    map_million(ctx, order);
+    free(order);
 }
 
 /* ------------------------------------------------------------------ */
@@ -663,6 +755,8 @@ main(void)
         T(test_lookup_across),
         T(test_mapped_and_stale),
         T(test_many_regions),
+        T(test_million_descending),
+        T(test_million_random),
         T(test_dirty_log),
         T(test_dirty_merge),
         T(test_logging),
