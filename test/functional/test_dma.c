@@ -4,7 +4,8 @@
  * bad input: the exact errno, the server still serves, no fd leaked), the
  * register / unregister callbacks, all maps dropped when the client leaves,
  * the server copying client memory in place, the client library serving
- * the server's DMA_READ / DMA_WRITE, dirty-page logging through
+ * the server's DMA_READ / DMA_WRITE, the flags of vfu_sgl_read/write
+ * (messages or the mapping, counted), dirty-page logging through
  * DEVICE_FEATURE, and malformed DEVICE_FEATURE requests.
  */
 #include <errno.h>
@@ -748,6 +749,67 @@ test_msg_dma(void **state)
     free(guest);
 }
 
+/* Runs DMA_CMD_RW_FLAGS with @flags; returns its result (an errno). */
+static uint32_t
+engine_rw(struct fx *f, uint32_t flags, uint64_t src, uint64_t dst,
+          uint64_t len)
+{
+    reg_write(f, DMA_REG_FLAGS, flags, 4);
+    return engine(f, DMA_CMD_RW_FLAGS, src, dst, len);
+}
+
+/*
+ * vfu_sgl_read/write's flags on memory the server has mapped (a memfd):
+ * 0 means DMA_READ / DMA_WRITE messages all the same, counted as the
+ * client serves them; VFU_SGL_DIRECT_ACCESS means through the mapping, no
+ * message; any other bit is refused with EINVAL before anything moves.
+ */
+static void
+test_sgl_flags(void **state)
+{
+    struct fx *f = *state;
+    const uint64_t len = 100 * 1024;
+    uint64_t served;
+
+    /* The client can answer messages for it: it gives its own mapping. */
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, MEM_SIZE, f->memfd, 0,
+                                        f->mem, RW), 0);
+    fill(f->mem, len, 9);
+    memset(f->mem + (512u << 10), 0, len);
+
+    /* 0: reads of at most 64 KiB (2 here) and one write, all by message. */
+    served = dma_served(f->c);
+    assert_int_equal(engine_rw(f, 0, IOVA + 3, IOVA + (512u << 10), len), 0);
+    assert_int_equal(dma_served(f->c), served + 3);
+    assert_memory_equal(f->mem + (512u << 10), f->mem + 3, len);
+
+    /* Direct: the same copy, no message. */
+    memset(f->mem + (512u << 10), 0, len);
+    served = dma_served(f->c);
+    assert_int_equal(engine_rw(f, VFU_SGL_DIRECT_ACCESS, IOVA + 5,
+                               IOVA + (512u << 10), len), 0);
+    assert_int_equal(dma_served(f->c), served);
+    assert_memory_equal(f->mem + (512u << 10), f->mem + 5, len);
+
+    /* Any other bit: EINVAL, nothing sent, nothing written. */
+    memset(f->mem + (512u << 10), 0, len);
+    assert_int_equal(engine_rw(f, 2, IOVA, IOVA + (512u << 10), len), EINVAL);
+    assert_int_equal(engine_rw(f, VFU_SGL_DIRECT_ACCESS | (1u << 31), IOVA,
+                               IOVA + (512u << 10), len), EINVAL);
+    assert_int_equal(engine_rw(f, 0xff, IOVA, IOVA + (512u << 10), len),
+                     EINVAL);
+    assert_int_equal(dma_served(f->c), served);
+    assert_int_equal(f->mem[(512u << 10) + 1], 0);
+
+    /* Memory without an fd goes by message whatever the flags. */
+    assert_int_equal(vfu_client_dma_map(f->c, MSG_IOVA, PG, -1, 0, f->mem,
+                                        RW), 0);
+    assert_int_equal(engine_rw(f, VFU_SGL_DIRECT_ACCESS, MSG_IOVA, IOVA + PG,
+                               64), 0);
+    assert_int_equal(dma_served(f->c), served + 1);
+    assert_true(server_alive(f->c));
+}
+
 /*
  * The client library's side, against a fake server (this thread plays it
  * on the other end of the socket): every check on the server's DMA_READ /
@@ -1412,6 +1474,7 @@ main(void)
         T(test_engine_copy),
         cmocka_unit_test(test_disconnect),
         T(test_msg_dma),
+        T(test_sgl_flags),
         cmocka_unit_test_setup_teardown(test_client_serves, fake_setup,
                                         fake_teardown),
         cmocka_unit_test_setup_teardown(test_client_serves_many, fake_setup,

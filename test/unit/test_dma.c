@@ -391,6 +391,50 @@ test_mapped_and_stale(void **state)
     close(fd);
 }
 
+/*
+ * vfu_sgl_read/write on mapped memory: VFU_SGL_DIRECT_ACCESS copies through
+ * the mapping; 0 goes by message even so (here, with no client, ENOTCONN);
+ * other bits are EINVAL.
+ */
+static void
+test_sgl_flags(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    int fd = memfd(4 * PG);
+    dma_sg_t *sgl = sgl_new(1);
+    char buf[16] = "sixteen bytes...", back[16];
+
+    assert_int_equal(dma_map(ctx, 0x40000, 4 * PG, fd, 0, RW), 0);
+    assert_int_equal(to_sgl(ctx, 0x40000 + 10, 16, sgl, 1, RW), 1);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 1, buf, VFU_SGL_DIRECT_ACCESS), 0);
+    assert_int_equal(pread(fd, back, 16, 10), 16);
+    assert_memory_equal(back, buf, 16);
+    memset(back, 0, sizeof(back));
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back, VFU_SGL_DIRECT_ACCESS), 0);
+    assert_memory_equal(back, buf, 16);
+
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back, 0), -1);
+    assert_int_equal(errno, ENOTCONN);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 1, "XXXXXXXXXXXXXXXX", 0), -1);
+    assert_int_equal(errno, ENOTCONN);
+    /* The older four-argument form means 0. */
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back), -1);
+    assert_int_equal(errno, ENOTCONN);
+    for (int bit = 1; bit < 32; bit++) {
+        assert_int_equal(vfu_sgl_write(ctx, sgl, 1, "XXXXXXXXXXXXXXXX",
+                                       (int)(1u << bit)), -1);
+        assert_int_equal(errno, EINVAL);
+        assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back,
+                                      VFU_SGL_DIRECT_ACCESS | (int)(1u << bit)),
+                         -1);
+        assert_int_equal(errno, EINVAL);
+    }
+    assert_int_equal(pread(fd, back, 16, 10), 16);
+    assert_memory_equal(back, buf, 16);
+    free(sgl);
+    close(fd);
+}
+
 /* The table holds max_dma_maps regions and finds each of them. */
 static void
 test_many_regions(void **state)
@@ -754,6 +798,7 @@ main(void)
         T(test_lookup_one),
         T(test_lookup_across),
         T(test_mapped_and_stale),
+        T(test_sgl_flags),
         T(test_many_regions),
         T(test_million_descending),
         T(test_million_random),
