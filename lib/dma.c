@@ -11,6 +11,7 @@
  * Dirty logging: the log (dirty.c) covers the ranges the client named at
  * START or, when it named none, every region mapped while logging.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -201,12 +202,40 @@ region_info(const struct dma_region *r)
     return info;
 }
 
-/* The rules of a new mapping, nothing changed; 0 or -errno. */
+/*
+ * Whether a file for file I/O allows the access the client grants: as
+ * mmap() refuses write access to a read-only file, with EACCES.
+ */
+static int
+file_io_check(int fd, const struct stat *st, uint32_t prot)
+{
+    int mode = fcntl(fd, F_GETFL);
+
+    /* pread/pwrite at an offset: files and block devices, not streams. */
+    if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
+        return -EINVAL;
+    }
+    if (mode < 0) {
+        return -errno;
+    }
+    mode &= O_ACCMODE;
+    if (((prot & PROT_READ) && mode == O_WRONLY) ||
+        ((prot & PROT_WRITE) && mode == O_RDONLY)) {
+        return -EACCES;
+    }
+    return 0;
+}
+
+/* The rules of a new region, nothing changed; 0 or -errno. */
 static int
 map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
-          uint64_t offset, uint32_t prot)
+          uint64_t offset, uint32_t prot, bool file_io)
 {
     const struct dma_table *t = ctx->dma;
+
+    if (file_io && fd < 0) {
+        return -EINVAL;
+    }
 
     if (size == 0 || prot == 0 || (prot & ~(PROT_READ | PROT_WRITE)) ||
         iova % SERVER_DMA_PGSIZE != 0 || size % SERVER_DMA_PGSIZE != 0 ||
@@ -223,9 +252,18 @@ map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
         if (fstat(fd, &st) < 0) {
             return -errno;
         }
-        /* Memory past the end of a file would fault on access (SIGBUS). */
+        /*
+         * Memory past the end of a file would fault on access (SIGBUS), a
+         * read there find nothing.
+         */
         if (S_ISREG(st.st_mode) && offset + size > (uint64_t)st.st_size) {
             return -EINVAL;
+        }
+        if (file_io) {
+            int ret = file_io_check(fd, &st, prot);
+            if (ret < 0) {
+                return ret;
+            }
         }
     }
     if (t != NULL) {
@@ -271,26 +309,32 @@ slot_free(struct dma_table *t, uint32_t s)
 
     r->gen = 0;
     r->vaddr = NULL;
+    r->fd = -1;
     r->slot = t->free_head;
     t->free_head = s;
 }
 
-int
-dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
-        uint32_t prot)
+/*
+ * Adds a region: with @fd mapped, or with @file_io a duplicate of @fd kept
+ * for pread/pwrite, or without one reached by message. 0 or -errno.
+ */
+static int
+add_region(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
+           uint64_t offset, uint32_t prot, bool file_io)
 {
     struct dma_table *t = table_get(ctx);
     struct dma_region *r;
     vfu_dma_info_t info;
     uint8_t *vaddr = NULL;
     size_t page_size = 0;
+    int own_fd = -1;
     uint32_t slot;
     int ret;
 
     if (t == NULL) {
         return -ENOMEM;
     }
-    ret = map_check(ctx, iova, size, fd, offset, prot);
+    ret = map_check(ctx, iova, size, fd, offset, prot, file_io);
     if (ret < 0) {
         return ret;
     }
@@ -300,7 +344,12 @@ dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
             return ret;
         }
     }
-    if (fd >= 0) {
+    if (file_io) {
+        own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own_fd < 0) {
+            return -errno;
+        }
+    } else if (fd >= 0) {
         struct stat st;
         vaddr = mmap(NULL, size, (int)prot, MAP_SHARED, fd, (off_t)offset);
         if (vaddr == MAP_FAILED) {
@@ -324,7 +373,8 @@ dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
     r = dma_slot(t, slot);
     *r = (struct dma_region){
         .iova = iova, .size = size, .gen = t->next_gen++, .vaddr = vaddr,
-        .page_size = page_size, .prot = prot, .slot = slot,
+        .page_size = page_size, .fd = own_fd, .offset = offset, .prot = prot,
+        .slot = slot,
     };
     ret = dma_index_add(&t->index, &(struct dma_ent){
         .iova = iova, .size = size, .gen = r->gen, .slot = slot, .prot = prot,
@@ -334,7 +384,8 @@ dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
         goto fail_unmap;
     }
     vfu_log_debug(ctx, "DMA map [%#" PRIx64 ", %#" PRIx64 ") prot %#x%s",
-                  iova, iova + size, prot, vaddr ? " mapped" : "");
+                  iova, iova + size, prot, vaddr ? " mapped" :
+                                           file_io ? " file I/O" : "");
 
     if (t->register_cb != NULL) {
         info = region_info(r);
@@ -346,7 +397,24 @@ fail_unmap:
     if (vaddr != NULL) {
         munmap(vaddr, size);
     }
+    if (own_fd >= 0) {
+        close(own_fd);
+    }
     return ret;
+}
+
+int
+dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
+        uint32_t prot)
+{
+    return add_region(ctx, iova, size, fd, offset, prot, false);
+}
+
+int
+dma_map_file_io(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
+                uint64_t offset, uint32_t prot)
+{
+    return add_region(ctx, iova, size, fd, offset, prot, true);
 }
 
 /*
@@ -375,6 +443,9 @@ remove_region(vfu_ctx_t *ctx, uint32_t slot)
     (void)dma_index_remove(&t->index, r->iova);
     if (r->vaddr != NULL && munmap(r->vaddr, r->size) < 0) {
         vfu_log_warn(ctx, "munmap of DMA region failed: %m");
+    }
+    if (r->fd >= 0) {
+        close(r->fd);
     }
     slot_free(t, slot);
 }
@@ -451,11 +522,25 @@ dma_free(vfu_ctx_t *ctx)
 /* DMA_MAP, DMA_UNMAP                                                  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The flags a DMA_MAP may carry. With an fd the region is mapped (MMAP
+ * says so explicitly) or, with FILE_IO, reached with pread/pwrite on the
+ * fd; both at once contradict each other, either without an fd means
+ * nothing.
+ */
+#define MAP_FLAGS_KNOWN (VFIO_USER_F_DMA_REGION_READ | \
+                         VFIO_USER_F_DMA_REGION_WRITE | \
+                         VFIO_USER_F_DMA_REGION_MMAP | \
+                         VFIO_USER_F_DMA_REGION_FILE_IO)
+#define MAP_FLAGS_FD    (VFIO_USER_F_DMA_REGION_MMAP | \
+                         VFIO_USER_F_DMA_REGION_FILE_IO)
+
 int
 handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
 {
     struct vfio_user_dma_map m;
     uint32_t prot = 0;
+    bool file_io;
     int fd, ret;
 
     (void)reply;
@@ -464,20 +549,21 @@ handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
         return -EINVAL;
     }
     memcpy(&m, msg->payload, sizeof(m));
-    if (m.argsz < sizeof(m) || msg->nr_fds > 1 ||
-        (m.flags & ~(VFIO_USER_F_DMA_REGION_READ |
-                     VFIO_USER_F_DMA_REGION_WRITE))) {
+    fd = msg->nr_fds == 1 ? msg->fds[0] : -1;
+    if (m.argsz < sizeof(m) || msg->nr_fds > 1 || (m.flags & ~MAP_FLAGS_KNOWN) ||
+        (m.flags & MAP_FLAGS_FD) == MAP_FLAGS_FD ||
+        ((m.flags & MAP_FLAGS_FD) && fd < 0)) {
         vfu_log_err(ctx, "DMA_MAP: argsz %u, flags %#x, %zu fds", m.argsz,
                     m.flags, msg->nr_fds);
         return -EINVAL;
     }
     prot |= (m.flags & VFIO_USER_F_DMA_REGION_READ) ? PROT_READ : 0;
     prot |= (m.flags & VFIO_USER_F_DMA_REGION_WRITE) ? PROT_WRITE : 0;
-    fd = msg->nr_fds == 1 ? msg->fds[0] : -1;
+    file_io = (m.flags & VFIO_USER_F_DMA_REGION_FILE_IO) != 0;
     if (table_get(ctx) == NULL) {
         return -ENOMEM;
     }
-    ret = map_check(ctx, m.addr, m.size, fd, m.offset, prot);
+    ret = map_check(ctx, m.addr, m.size, fd, m.offset, prot, file_io);
     if (ret < 0) {
         vfu_log_err(ctx, "DMA_MAP [%#" PRIx64 ", +%#" PRIx64 ") offset %#"
                     PRIx64 " flags %#x refused: %s", m.addr, m.size, m.offset,
@@ -488,8 +574,8 @@ handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
     if (ret != 0) {
         return ret;             /* HANDLER_PENDING, or the device failed */
     }
-    /* The mapping keeps what it needs: the dispatcher closes the fd. */
-    return dma_map(ctx, m.addr, m.size, fd, m.offset, prot);
+    /* What is kept is a mapping or a duplicate: the dispatcher closes fd. */
+    return add_region(ctx, m.addr, m.size, fd, m.offset, prot, file_io);
 }
 
 int

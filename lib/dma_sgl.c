@@ -2,8 +2,8 @@
  * dma_sgl.c owns the scatter/gather calls on the DMA map table:
  * vfu_addr_to_sgl() turns a DMA range into entries, one per region it
  * crosses; vfu_sgl_get/put, vfu_sgl_mark_dirty and vfu_sg_is_mappable use
- * them in place; dma_sg_lookup() and dma_range_check() serve access by
- * message and file I/O (dma_msg.c). It reads the table (dma_table.h) and
+ * them in place; dma_sg_lookup() and dma_range_check() serve
+ * vfu_sgl_read/write (dma_msg.c). It reads the table (dma_table.h) and
  * never changes it. See docs/dma.md.
  */
 #include <string.h>
@@ -106,8 +106,8 @@ sg_at(const dma_sg_t *sgl, size_t i)
 }
 
 int
-dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *entry, uint64_t *iova,
-              size_t *len, void **vaddr, bool is_write)
+dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *entry, bool is_write,
+              struct dma_sg_where *where)
 {
     struct dma_sg sg = sg_at(entry, 0);
     const struct dma_region *r = sg_region(ctx, &sg);
@@ -118,9 +118,11 @@ dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *entry, uint64_t *iova,
     if (!prot_ok(r->prot, is_write ? PROT_WRITE : PROT_READ)) {
         return -EACCES;
     }
-    *iova = sg.iova;
-    *len = sg.length;
-    *vaddr = r->vaddr != NULL ? r->vaddr + sg.offset : NULL;
+    *where = (struct dma_sg_where){
+        .iova = sg.iova, .len = sg.length,
+        .vaddr = r->vaddr != NULL ? r->vaddr + sg.offset : NULL,
+        .fd = r->fd, .file_offset = r->offset + sg.offset,
+    };
     return 0;
 }
 

@@ -20,8 +20,10 @@ struct dma_region {
     uint64_t iova;
     uint64_t size;
     uint64_t gen;               /* 0: the slot is free */
-    uint8_t *vaddr;             /* our mapping of range.iova, or NULL */
+    uint8_t *vaddr;             /* our mapping of iova, or NULL */
     size_t page_size;           /* of the mapping; 0 without one */
+    int fd;                     /* FILE_IO: our duplicate of the fd; or -1 */
+    uint64_t offset;            /* of iova in the client's fd */
     uint32_t prot;              /* PROT_READ / PROT_WRITE the client granted */
     uint32_t slot;              /* its own index; while free, the next free */
 };

@@ -237,14 +237,22 @@ int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
 void dma_msg_free(vfu_ctx_t *ctx);
 
 /* dma_sgl.c */
+/* Where the memory of a scatter/gather entry is, for copying it. */
+struct dma_sg_where {
+    uint64_t iova;
+    size_t len;
+    void *vaddr;                    /* our mapping of its first byte, or NULL */
+    int fd;                         /* or, for file I/O, the file (else -1) */
+    uint64_t file_offset;           /* of its first byte in that file */
+};
 /*
- * The region behind a scatter/gather entry: 0 with *vaddr our mapping of
- * the entry's first byte, or NULL when the region is reachable only by
- * message; -ENOENT when the region was unmapped since the entry was made;
- * -EACCES when the client did not grant read (write) access.
+ * The region behind a scatter/gather entry: 0 with *where filled in (a
+ * region reachable only by message has neither vaddr nor fd); -ENOENT
+ * when the region was unmapped since the entry was made; -EACCES when the
+ * client did not grant read (write) access.
  */
-int dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova,
-                  size_t *len, void **vaddr, bool is_write);
+int dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, bool is_write,
+                  struct dma_sg_where *where);
 /* Whether [iova, iova + len) is mapped (0), not all (-ENOENT), or -EACCES. */
 int dma_range_check(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write);
 
@@ -258,6 +266,14 @@ void dma_mark_dirty(vfu_ctx_t *ctx, uint64_t iova, size_t len);
  */
 int dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
             uint64_t offset, uint32_t prot);
+/*
+ * dma_map() of a region the client gave for file I/O
+ * (VFIO_USER_F_DMA_REGION_FILE_IO): not mapped; a duplicate of @fd (a
+ * regular file or block device, opened for the access @prot grants) is
+ * kept for pread/pwrite until the region goes.
+ */
+int dma_map_file_io(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
+                    uint64_t offset, uint32_t prot);
 int dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size);
 size_t dma_nr_maps(vfu_ctx_t *ctx);
 /* The most regions the device takes: its max_regions, announced in VERSION. */

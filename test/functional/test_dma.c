@@ -179,6 +179,24 @@ engine(struct fx *f, uint32_t cmd, uint64_t src, uint64_t dst, uint64_t len)
     return result;
 }
 
+/* Runs DMA_CMD_RW_FLAGS with @flags; returns its result (an errno). */
+static uint32_t
+engine_rw(struct fx *f, uint32_t flags, uint64_t src, uint64_t dst,
+          uint64_t len)
+{
+    reg_write(f, DMA_REG_FLAGS, flags, 4);
+    return engine(f, DMA_CMD_RW_FLAGS, src, dst, len);
+}
+
+/* DMA_READ / DMA_WRITE the client library has answered. */
+static uint64_t
+dma_served(vfu_client_t *c)
+{
+    struct vfu_client_stats st;
+    vfu_client_get_stats(c, &st);
+    return st.dma_served;
+}
+
 static void
 fill(uint8_t *p, size_t len, uint8_t seed)
 {
@@ -297,7 +315,7 @@ test_map_refused(void **state)
     /* Flags: none, unknown. */
     m = mk_map(IOVA, PG, 0, 0);
     EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
-    m.flags = RW | (1u << 2);
+    m.flags = RW | (1u << 4);
     EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
     m.flags = 1u << 31;
     EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
@@ -357,6 +375,120 @@ test_map_refused(void **state)
     assert_int_equal(req(f, VFIO_USER_DMA_UNMAP, &u, sizeof(u), NULL, 0, NULL,
                          0, NULL), 0);
     assert_int_equal(f->dev->nr_dma_unregister, 2);
+    close(efd);
+    close(tmp);
+    close(ro);
+}
+
+#define MMAP    VFIO_USER_F_DMA_REGION_MMAP
+#define FILE_IO VFIO_USER_F_DMA_REGION_FILE_IO
+
+/*
+ * DMA_MAP's MMAP and FILE_IO flags: MMAP maps the fd (as without it);
+ * FILE_IO keeps a duplicate of the fd (one more open fd until the region
+ * goes), maps nothing, and the device's copies go through pread/pwrite or,
+ * with flags 0, by message. Each bad combination refused with its errno.
+ */
+static void
+test_map_flags(void **state)
+{
+    struct fx *f = *state;
+    struct test_dev *dev = f->dev;
+    struct vfio_user_dma_map m;
+    struct vfu_client_stats before, after;
+    int efd = eventfd(0, EFD_CLOEXEC);
+    char path[] = "/tmp/vfu-dma-XXXXXX";
+    int tmp = mkstemp(path), ro;
+    uint64_t served;
+
+    assert_true(efd >= 0 && tmp >= 0);
+    assert_int_equal(ftruncate(tmp, PG), 0);
+    ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    unlink(path);
+    f->fds_before = count_open_fds();
+
+    /* Refused: unknown bits, MMAP or FILE_IO without an fd, or both. */
+    m = mk_map(IOVA, PG, 0, RW | (1u << 4));
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | (1u << 31));
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | MMAP);
+    EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | FILE_IO);
+    EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | MMAP | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, MMAP | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    /* FILE_IO: not a stream; an access the file allows; inside the file. */
+    m = mk_map(IOVA, PG, 0, RW | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &efd, 1, EINVAL);
+    EXPECT_MAP_ERR(f, m, &ro, 1, EACCES);
+    m = mk_map(IOVA, 2 * PG, MEM_SIZE - PG, RW | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, R | FILE_IO);
+    assert_int_equal(req(f, VFIO_USER_DMA_MAP, &m, sizeof(m), &ro, 1, NULL, 0,
+                         NULL), 0);
+    assert_int_equal(count_open_fds(), f->fds_before + 1);
+    assert_int_equal(vfu_client_dma_unmap(f->c, IOVA, PG, 0), 0);
+    assert_int_equal(count_open_fds(), f->fds_before);
+    assert_int_equal(dev->nr_dma_register, 1);
+
+    /* The client library checks the same before sending anything. */
+    vfu_client_get_stats(f->c, &before);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, -1, 0, f->mem,
+                                        RW | FILE_IO), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, -1, 0, f->mem,
+                                        RW | MMAP), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, f->memfd, 0, f->mem,
+                                        RW | MMAP | FILE_IO), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, f->memfd, 0, f->mem,
+                                        RW | (1u << 4)), -1);
+    assert_int_equal(errno, EINVAL);
+    vfu_client_get_stats(f->c, &after);
+    assert_int_equal(after.requests, before.requests);
+
+    /* MMAP: mapped; the fd is not kept. */
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, 64 * PG, f->memfd, 0,
+                                        f->mem, RW | MMAP), 0);
+    assert_non_null(dev->last_dma_register.vaddr);
+    assert_int_equal(dev->last_dma_register.mapping.iov_len, 64 * PG);
+    assert_int_equal(count_open_fds(), f->fds_before);
+
+    /* FILE_IO: not mapped, the fd kept; the client can serve messages. */
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA + 64 * PG, 64 * PG,
+                                        f->memfd, 64 * PG, f->mem + 64 * PG,
+                                        RW | FILE_IO), 0);
+    assert_null(dev->last_dma_register.vaddr);
+    assert_int_equal(dev->last_dma_register.mapping.iov_len, 0);
+    assert_int_equal(dev->last_dma_register.iova.iov_len, 64 * PG);
+    assert_int_equal(count_open_fds(), f->fds_before + 1);
+    assert_int_equal(engine(f, DMA_CMD_COPY, IOVA + 64 * PG, IOVA, PG), EFAULT);
+
+    /* Direct: pread/pwrite at the fd's offset, no message. */
+    fill(f->mem, 3 * PG, 4);
+    served = dma_served(f->c);
+    assert_int_equal(engine(f, DMA_CMD_RW, IOVA + 5, IOVA + 70 * PG + 1,
+                            3 * PG), 0);
+    assert_memory_equal(f->mem + 70 * PG + 1, f->mem + 5, 3 * PG);
+    assert_int_equal(engine(f, DMA_CMD_RW, IOVA + 70 * PG, IOVA + 10 * PG,
+                            3 * PG), 0);
+    assert_memory_equal(f->mem + 10 * PG, f->mem + 70 * PG, 3 * PG);
+    assert_int_equal(dma_served(f->c), served);
+    /* Flags 0: by message (one read, one write). */
+    memset(f->mem + 100 * PG, 0, PG);
+    assert_int_equal(engine_rw(f, 0, IOVA, IOVA + 100 * PG, PG), 0);
+    assert_memory_equal(f->mem + 100 * PG, f->mem, PG);
+    assert_int_equal(dma_served(f->c), served + 2);
+
+    /* Unmapped: the duplicate is closed; gone for the device too. */
+    assert_int_equal(vfu_client_dma_unmap(f->c, IOVA + 64 * PG, 64 * PG, 0), 0);
+    assert_int_equal(count_open_fds(), f->fds_before);
+    assert_int_equal(engine(f, DMA_CMD_RW, IOVA, IOVA + 64 * PG, 8), ENOENT);
     close(efd);
     close(tmp);
     close(ro);
@@ -619,21 +751,25 @@ test_disconnect(void **state)
                                         4 * PG, NULL, R), 0);
     assert_int_equal(vfu_client_dma_map(c, 1ull << 40, PG, -1, 0, &base, RW),
                      0);
-    assert_int_equal(dev->nr_dma_register, 3);
+    /* For file I/O: the server holds a duplicate until the client goes. */
+    assert_int_equal(vfu_client_dma_map(c, 1ull << 41, PG, memfd, 0, NULL,
+                                        RW | VFIO_USER_F_DMA_REGION_FILE_IO),
+                     0);
+    assert_int_equal(dev->nr_dma_register, 4);
     assert_int_equal(pwrite(memfd, "\x77", 1, 4 * PG), 1);
     vfu_client_close(c);
 
     /* The second client maps the same ranges: nothing is left over. */
     c = client_open(dev);
     set_timeouts(c);
-    assert_int_equal(dev->nr_dma_unregister, 3);
+    assert_int_equal(dev->nr_dma_unregister, 4);
     assert_int_equal(dev->nr_resets[VFU_RESET_LOST_CONN], 1);
     assert_int_equal(vfu_client_dma_map(c, IOVA, 8 * PG, memfd, 0, NULL, RW),
                      0);
-    assert_int_equal(dev->nr_dma_register, 4);
+    assert_int_equal(dev->nr_dma_register, 5);
     vfu_client_close(c);
     dev_join(dev);
-    assert_int_equal(dev->nr_dma_unregister, 4);
+    assert_int_equal(dev->nr_dma_unregister, 5);
     /* The last one unregistered saw its memory (the first byte, 0). */
     assert_int_equal(dev->dma_unregister_peek, 0);
     /* Every fd the server received is closed; its mappings are gone. */
@@ -648,14 +784,6 @@ test_disconnect(void **state)
 
 #define MSG_IOVA    0x40000000ull
 #define MSG_SIZE    (4u << 20)
-
-static uint64_t
-dma_served(vfu_client_t *c)
-{
-    struct vfu_client_stats st;
-    vfu_client_get_stats(c, &st);
-    return st.dma_served;
-}
 
 /*
  * Memory registered without an fd: the device's vfu_sgl_read/write become
@@ -747,15 +875,6 @@ test_msg_dma(void **state)
     assert_int_equal(dma_served(f->c), served + 2);
     assert_true(server_alive(f->c));
     free(guest);
-}
-
-/* Runs DMA_CMD_RW_FLAGS with @flags; returns its result (an errno). */
-static uint32_t
-engine_rw(struct fx *f, uint32_t flags, uint64_t src, uint64_t dst,
-          uint64_t len)
-{
-    reg_write(f, DMA_REG_FLAGS, flags, 4);
-    return engine(f, DMA_CMD_RW_FLAGS, src, dst, len);
 }
 
 /*
@@ -1467,6 +1586,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_map_unmap),
         T(test_map_refused),
+        T(test_map_flags),
         T(test_map_limit),
         cmocka_unit_test(test_max_regions),
         T(test_unmap_refused),

@@ -7,6 +7,7 @@
  * limit, max_regions), the callbacks, and the log's page arithmetic
  * (replicated and aggregated report bits, read-and-clear, merging).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -91,6 +92,22 @@ memfd(size_t size)
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, (off_t)size), 0);
     return fd;
+}
+
+/* dma_sg_lookup(), its answer taken apart. */
+static int
+sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova, size_t *len,
+          void **vaddr, bool is_write)
+{
+    struct dma_sg_where w;
+    int ret = dma_sg_lookup(ctx, sg, is_write, &w);
+
+    if (ret == 0) {
+        *iova = w.iova;
+        *len = w.len;
+        *vaddr = w.vaddr;
+    }
+    return ret;
 }
 
 static int
@@ -215,7 +232,7 @@ test_lookup_one(void **state)
 
     assert_int_equal(dma_map(ctx, 0x10000, 4 * PG, -1, 0, RW), 0);
     assert_int_equal(to_sgl(ctx, 0x10000 + 100, 200, sgl, 2, RW), 1);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
     assert_int_equal(iova, 0x10000 + 100);
     assert_int_equal(len, 200);
     assert_null(vaddr);
@@ -272,22 +289,22 @@ test_lookup_across(void **state)
     assert_int_equal(dma_map(ctx, 0x15000, PG, -1, 0, RW), 0);
 
     assert_int_equal(to_sgl(ctx, 0x10800, 0x3000, sgl, 4, PROT_READ), 3);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
                                    false), 0);
     assert_int_equal(iova, 0x10800);
     assert_int_equal(len, 0x800);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
                                    false), 0);
     assert_int_equal(iova, 0x11000);
     assert_int_equal(len, 0x2000);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 2), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 2), &iova, &len, &vaddr,
                                    false), 0);
     assert_int_equal(iova, 0x13000);
     assert_int_equal(len, 0x800);
     /* The read-only region refuses writes through its entry. */
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
                                    true), -EACCES);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
                                    true), 0);
 
     /* Too few entries: -x - 1 with errno 0, and nothing past max written. */
@@ -349,7 +366,7 @@ test_mapped_and_stale(void **state)
     vfu_sgl_put(ctx, sgl, iov, 1);
     assert_int_equal(pread(fd, buf, 5, 3 * PG + 3), 5);
     assert_memory_equal(buf, "hello", 5);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
     assert_ptr_equal(vaddr, iov[0].iov_base);
 
     /* The unregister callback can still read the memory. */
@@ -360,13 +377,13 @@ test_mapped_and_stale(void **state)
     assert_int_equal(st.last_unregister.iova.iov_len, 4 * PG);
 
     /* The entry is stale, also once the same range is mapped again. */
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
                      -ENOENT);
     assert_false(vfu_sg_is_mappable(ctx, sgl));
     assert_int_equal(vfu_sgl_get(ctx, sgl, iov, 1, 0), -1);
     assert_int_equal(errno, ENOENT);
     assert_int_equal(dma_map(ctx, 0x40000, 4 * PG, fd, 0, RW), 0);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
                      -ENOENT);
     assert_int_equal(vfu_sgl_get(ctx, sgl, iov, 1, 0), -1);
     assert_int_equal(errno, ENOENT);
@@ -435,6 +452,113 @@ test_sgl_flags(void **state)
     close(fd);
 }
 
+static int
+open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    assert_non_null(d);
+    while (readdir(d) != NULL) {
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * A region for file I/O: refused without an fd, for a stream, for access
+ * the file's open mode lacks; not mapped (no vaddr, vfu_sgl_get EFAULT);
+ * reached with pread/pwrite on a duplicate of the fd at offset + position,
+ * which goes with the region (unmap, remove all, free); a file cut short
+ * later fails the access with EFAULT.
+ */
+static void
+test_file_io(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    int fd = memfd(16 * PG), base, p[2];
+    dma_sg_t *sgl = sgl_new(2);
+    char buf[3 * PG], back[3 * PG];
+    struct iovec iov;
+
+    assert_int_equal(vfu_setup_device_dma(ctx, 16, register_cb, unregister_cb),
+                     0);
+    base = open_fds();
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, -1, 0, RW), -EINVAL);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, p[0], 0, PROT_READ),
+                     -EINVAL);
+    close(p[0]);
+    close(p[1]);
+    char path[] = "/tmp/vfu-dma-XXXXXX";
+    int tmp = mkstemp(path);
+    assert_true(tmp >= 0);
+    assert_int_equal(ftruncate(tmp, 4 * PG), 0);
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    unlink(path);
+    base = open_fds();
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, ro, 0, RW), -EACCES);
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, ro, 0, PROT_READ),
+                     0);
+    assert_int_equal(open_fds(), base + 1);
+    assert_int_equal(dma_unmap(ctx, 0x40000, 4 * PG), 0);
+    assert_int_equal(open_fds(), base);
+    close(tmp);
+    close(ro);
+    base = open_fds();
+
+    /* Pages 3..10 of the file at 0x40000, the next 4 at 0x48000. */
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 8 * PG, fd, 3 * PG, RW), 0);
+    assert_int_equal(st.nr_register, 2);
+    assert_null(st.last_register.vaddr);
+    assert_null(st.last_register.mapping.iov_base);
+    assert_int_equal(st.last_register.mapping.iov_len, 0);
+    assert_int_equal(st.last_register.prot, RW);
+    assert_int_equal(dma_map_file_io(ctx, 0x48000, 4 * PG, fd, 11 * PG, RW), 0);
+    assert_int_equal(open_fds(), base + 2);
+
+    /* Across both regions, from the middle of a page. */
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (char)(i * 13);
+    }
+    assert_int_equal(to_sgl(ctx, 0x40000 + 7 * PG + 100, sizeof(buf), sgl, 2,
+                            RW), 2);
+    assert_false(vfu_sg_is_mappable(ctx, sgl));
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 0), -1);
+    assert_int_equal(errno, EFAULT);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 2, buf, VFU_SGL_DIRECT_ACCESS), 0);
+    assert_int_equal(pread(fd, back, sizeof(back), 10 * PG + 100),
+                     (ssize_t)sizeof(back));
+    assert_memory_equal(back, buf, sizeof(buf));
+    memset(back, 0, sizeof(back));
+    assert_int_equal(pwrite(fd, "Q", 1, 12 * PG), 1);
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 2, back, VFU_SGL_DIRECT_ACCESS), 0);
+    buf[2 * PG - 100] = 'Q';
+    assert_memory_equal(back, buf, sizeof(buf));
+    /* Flags 0: by message (no client here). */
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 2, back, 0), -1);
+    assert_int_equal(errno, ENOTCONN);
+
+    /* The client cuts its file short: the access fails, nothing crashes. */
+    assert_int_equal(ftruncate(fd, 12 * PG), 0);
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 2, back, VFU_SGL_DIRECT_ACCESS), -1);
+    assert_int_equal(errno, EFAULT);
+
+    /* The duplicates go with their regions. */
+    assert_int_equal(dma_unmap(ctx, 0x48000, 4 * PG), 0);
+    assert_int_equal(open_fds(), base + 1);
+    dma_remove_all(ctx);
+    assert_int_equal(open_fds(), base);
+    assert_int_equal(st.nr_unregister, 3);
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 8 * PG, fd, 0, RW), 0);
+    dma_free(ctx);
+    assert_int_equal(open_fds(), base);
+    free(sgl);
+    close(fd);
+}
+
 /* The table holds max_dma_maps regions and finds each of them. */
 static void
 test_many_regions(void **state)
@@ -462,7 +586,7 @@ test_many_regions(void **state)
     assert_int_equal(dma_map(ctx, 0, PG, -1, 0, RW), -EEXIST);
     for (uint64_t i = 0; i < SERVER_MAX_DMA_MAPS; i += 97) {
         assert_int_equal(to_sgl(ctx, i * 2 * PG + 5, 10, sgl, 2, PROT_READ), 1);
-        assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
+        assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
         assert_int_equal(iova, i * 2 * PG + 5);
         assert_int_equal(to_sgl(ctx, i * 2 * PG + PG, 1, sgl, 2, 0), -1);
         assert_int_equal(errno, ENOENT);
@@ -480,7 +604,7 @@ test_many_regions(void **state)
         assert_int_equal(dma_map(ctx, i * 2 * PG + PG, PG, -1, 0, RW), 0);
     }
     assert_int_equal(dma_nr_maps(ctx), SERVER_MAX_DMA_MAPS);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
     assert_int_equal(iova, 2 * PG);
     assert_int_equal(to_sgl(ctx, 4 * PG, 1, sgl, 2, 0), -1);
     assert_int_equal(errno, ENOENT);
@@ -799,6 +923,7 @@ main(void)
         T(test_lookup_across),
         T(test_mapped_and_stale),
         T(test_sgl_flags),
+        T(test_file_io),
         T(test_many_regions),
         T(test_million_descending),
         T(test_million_random),
