@@ -195,11 +195,69 @@ region_info(const struct dma_region *r)
         .prot = r->prot,
     };
 
-    if (r->vaddr != NULL) {
-        info.mapping = (struct iovec){ .iov_base = r->vaddr,
-                                       .iov_len = r->size };
+    if (r->map_base != NULL) {
+        info.mapping = (struct iovec){ .iov_base = r->map_base,
+                                       .iov_len = r->map_len };
     }
     return info;
+}
+
+/* Largest block size a mapping is rounded out to: hugetlbfs has 1 GiB. */
+#define MAX_MAP_BLKSIZE (1ull << 30)
+
+void
+dma_map_span(uint64_t offset, uint64_t size, uint64_t blksize,
+             uint64_t file_size, uint64_t *start, uint64_t *len)
+{
+    uint64_t end = offset + size;   /* at most INT64_MAX: map_check() */
+    uint64_t up = (end + (blksize - 1)) & ~(blksize - 1);
+
+    *start = offset & ~(blksize - 1);
+    /* Not past the end of the file, but never short of the region. */
+    if (up > file_size && file_size >= end) {
+        up = file_size;
+    }
+    *len = up - *start;
+}
+
+/*
+ * Maps a region's part of @fd into @r: rounded out to the file's block
+ * size (hugetlbfs maps only whole huge pages, from a huge page boundary),
+ * for a regular file not past its end (mapping a hugetlbfs file past its
+ * end would grow it); vaddr is the region's start inside the mapping.
+ */
+static int
+map_file(vfu_ctx_t *ctx, int fd, uint64_t offset, uint64_t size,
+         uint32_t prot, struct dma_region *r)
+{
+    uint64_t blksize = (uint64_t)sysconf(_SC_PAGESIZE), start, len;
+    struct stat st;
+    void *base;
+
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    if (st.st_blksize > 0 && (uint64_t)st.st_blksize > blksize &&
+        (uint64_t)st.st_blksize <= MAX_MAP_BLKSIZE &&
+        ((uint64_t)st.st_blksize & ((uint64_t)st.st_blksize - 1)) == 0) {
+        blksize = (uint64_t)st.st_blksize;
+    }
+    dma_map_span(offset, size, blksize,
+                 S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX,
+                 &start, &len);
+    base = mmap(NULL, len, (int)prot, MAP_SHARED, fd, (off_t)start);
+    if (base == MAP_FAILED) {
+        int ret = -errno;
+        vfu_log_err(ctx, "DMA_MAP: mmap of %#" PRIx64 " bytes at %#" PRIx64
+                    " for [%#" PRIx64 ", +%#" PRIx64 ") failed: %s", len,
+                    start, r->iova, size, strerror(-ret));
+        return ret;
+    }
+    r->map_base = base;
+    r->map_len = len;
+    r->vaddr = (uint8_t *)base + (offset - start);
+    r->page_size = blksize;
+    return 0;
 }
 
 /*
@@ -307,10 +365,7 @@ slot_free(struct dma_table *t, uint32_t s)
 {
     struct dma_region *r = dma_slot(t, s);
 
-    r->gen = 0;
-    r->vaddr = NULL;
-    r->fd = -1;
-    r->slot = t->free_head;
+    *r = (struct dma_region){ .fd = -1, .slot = t->free_head };
     t->free_head = s;
 }
 
@@ -323,11 +378,11 @@ add_region(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
            uint64_t offset, uint32_t prot, bool file_io)
 {
     struct dma_table *t = table_get(ctx);
+    struct dma_region reg = {
+        .iova = iova, .size = size, .fd = -1, .offset = offset, .prot = prot,
+    };
     struct dma_region *r;
     vfu_dma_info_t info;
-    uint8_t *vaddr = NULL;
-    size_t page_size = 0;
-    int own_fd = -1;
     uint32_t slot;
     int ret;
 
@@ -345,46 +400,34 @@ add_region(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
         }
     }
     if (file_io) {
-        own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (own_fd < 0) {
+        reg.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (reg.fd < 0) {
             return -errno;
         }
     } else if (fd >= 0) {
-        struct stat st;
-        vaddr = mmap(NULL, size, (int)prot, MAP_SHARED, fd, (off_t)offset);
-        if (vaddr == MAP_FAILED) {
-            ret = -errno;
-            vfu_log_err(ctx, "DMA_MAP: mmap of [%#" PRIx64 ", +%#" PRIx64
-                        ") failed: %s", iova, size, strerror(-ret));
+        ret = map_file(ctx, fd, offset, size, prot, &reg);
+        if (ret < 0) {
             return ret;
-        }
-        page_size = (size_t)sysconf(_SC_PAGESIZE);
-        if (fstat(fd, &st) == 0 && st.st_blksize > 0 &&
-            ((uint64_t)st.st_blksize & ((uint64_t)st.st_blksize - 1)) == 0 &&
-            (size_t)st.st_blksize > page_size) {
-            page_size = (size_t)st.st_blksize;      /* huge pages */
         }
     }
     slot = slot_alloc(t);
     if (slot == NO_SLOT) {
         ret = -ENOMEM;
-        goto fail_unmap;
+        goto fail;
     }
+    reg.gen = t->next_gen++;
+    reg.slot = slot;
     r = dma_slot(t, slot);
-    *r = (struct dma_region){
-        .iova = iova, .size = size, .gen = t->next_gen++, .vaddr = vaddr,
-        .page_size = page_size, .fd = own_fd, .offset = offset, .prot = prot,
-        .slot = slot,
-    };
+    *r = reg;
     ret = dma_index_add(&t->index, &(struct dma_ent){
-        .iova = iova, .size = size, .gen = r->gen, .slot = slot, .prot = prot,
+        .iova = iova, .size = size, .gen = reg.gen, .slot = slot, .prot = prot,
     });
     if (ret < 0) {
         slot_free(t, slot);
-        goto fail_unmap;
+        goto fail;
     }
     vfu_log_debug(ctx, "DMA map [%#" PRIx64 ", %#" PRIx64 ") prot %#x%s",
-                  iova, iova + size, prot, vaddr ? " mapped" :
+                  iova, iova + size, prot, r->vaddr ? " mapped" :
                                            file_io ? " file I/O" : "");
 
     if (t->register_cb != NULL) {
@@ -393,12 +436,12 @@ add_region(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
     }
     return 0;
 
-fail_unmap:
-    if (vaddr != NULL) {
-        munmap(vaddr, size);
+fail:
+    if (reg.map_base != NULL) {
+        munmap(reg.map_base, reg.map_len);
     }
-    if (own_fd >= 0) {
-        close(own_fd);
+    if (reg.fd >= 0) {
+        close(reg.fd);
     }
     return ret;
 }
@@ -441,7 +484,7 @@ remove_region(vfu_ctx_t *ctx, uint32_t slot)
     vfu_log_debug(ctx, "DMA unmap [%#" PRIx64 ", %#" PRIx64 ")", r->iova,
                   r->iova + r->size);
     (void)dma_index_remove(&t->index, r->iova);
-    if (r->vaddr != NULL && munmap(r->vaddr, r->size) < 0) {
+    if (r->map_base != NULL && munmap(r->map_base, r->map_len) < 0) {
         vfu_log_warn(ctx, "munmap of DMA region failed: %m");
     }
     if (r->fd >= 0) {

@@ -21,6 +21,8 @@ struct dma_region {
     uint64_t size;
     uint64_t gen;               /* 0: the slot is free */
     uint8_t *vaddr;             /* our mapping of iova, or NULL */
+    void *map_base;             /* the mapping, rounded out to page_size */
+    size_t map_len;
     size_t page_size;           /* of the mapping; 0 without one */
     int fd;                     /* FILE_IO: our duplicate of the fd; or -1 */
     uint64_t offset;            /* of iova in the client's fd */

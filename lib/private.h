@@ -275,6 +275,14 @@ int dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
 int dma_map_file_io(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
                     uint64_t offset, uint32_t prot);
 int dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size);
+/*
+ * The part of a file mapped for a region at @offset of @size bytes
+ * (@offset + @size <= INT64_MAX): from @offset rounded down to @blksize (a
+ * power of two, at most 1 GiB) to the end rounded up, but not past
+ * @file_size unless the region itself goes there (UINT64_MAX: no bound).
+ */
+void dma_map_span(uint64_t offset, uint64_t size, uint64_t blksize,
+                  uint64_t file_size, uint64_t *start, uint64_t *len);
 size_t dma_nr_maps(vfu_ctx_t *ctx);
 /* The most regions the device takes: its max_regions, announced in VERSION. */
 size_t dma_max_regions(vfu_ctx_t *ctx);

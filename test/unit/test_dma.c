@@ -3,9 +3,12 @@
  * (lib/dirty.c), without a socket: adding regions (every refusal and its
  * errno), overlap, lookup across regions, the count-needed return of
  * vfu_addr_to_sgl(), protection, mapping a memfd, stale entries after an
- * unmap, 65535 regions, 10^6 regions mapped top-down and at random (the
- * limit, max_regions), the callbacks, and the log's page arithmetic
- * (replicated and aggregated report bits, read-and-clear, merging).
+ * unmap, the flags of vfu_sgl_read/write, regions for file I/O, the
+ * rounding of mappings to the file's block size (the arithmetic, and a
+ * real hugetlbfs file when huge pages can be had), 65535 regions, 10^6
+ * regions mapped top-down and at random (the limit, max_regions), the
+ * callbacks, and the log's page arithmetic (replicated and aggregated
+ * report bits, read-and-clear, merging).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,9 +17,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -559,6 +564,211 @@ test_file_io(void **state)
     close(fd);
 }
 
+/*
+ * What is mapped of a file with a large block size (hugetlbfs): the
+ * region rounded out to whole blocks, bounded by the end of a regular
+ * file. The arithmetic alone, so that it is covered where there are no
+ * huge pages.
+ */
+static void
+test_map_span(void **state)
+{
+    const uint64_t MB2 = 2u << 20, GB = 1u << 30, top = 1ull << 63;
+    const struct {
+        uint64_t offset, size, blksize, file_size, start, len;
+    } cases[] = {
+        /* Inside one block, at its start, across a boundary, aligned. */
+        { PG, 2 * PG, MB2, 2 * MB2, 0, MB2 },
+        { 0, PG, MB2, 2 * MB2, 0, MB2 },
+        { MB2 - PG, 2 * PG, MB2, UINT64_MAX, 0, 2 * MB2 },
+        { MB2, MB2, MB2, 2 * MB2, MB2, MB2 },
+        { PG, 3 * MB2, MB2, 4 * MB2, 0, 4 * MB2 },
+        /* A file ending inside the last block: no further. */
+        { MB2 + PG, PG, MB2, MB2 + MB2 / 2, MB2, MB2 / 2 },
+        { MB2 + PG, PG, MB2, MB2 + 2 * PG, MB2, 2 * PG },
+        /* ...but never short of the region itself. */
+        { 0, 2 * PG, MB2, PG, 0, MB2 },
+        /* System pages: nothing to round. */
+        { 3 * PG, 5 * PG, PG, 8 * PG, 3 * PG, 5 * PG },
+        /* 1 GiB pages; the top of what an off_t reaches. */
+        { PG, PG, GB, UINT64_MAX, 0, GB },
+        { top - 2 * MB2 + PG, PG, MB2, UINT64_MAX, top - 2 * MB2, MB2 },
+        { top - MB2, MB2 - PG, MB2, top - PG, top - MB2, MB2 - PG },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t start = 1, len = 1;
+        dma_map_span(cases[i].offset, cases[i].size, cases[i].blksize,
+                     cases[i].file_size, &start, &len);
+        assert_int_equal(start, cases[i].start);
+        assert_int_equal(len, cases[i].len);
+        /* The region lies inside what is mapped. */
+        assert_true(start <= cases[i].offset);
+        assert_true(cases[i].offset + cases[i].size <= start + len);
+    }
+}
+
+/* The default huge page size in bytes, or 0; a count from /proc/meminfo. */
+static long
+meminfo(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    long v = -1;
+
+    if (f == NULL) {
+        return -1;
+    }
+    while (v < 0 && fgets(line, sizeof(line), f) != NULL) {
+        size_t n = strlen(key);
+        if (strncmp(line, key, n) == 0 && line[n] == ':') {
+            v = atol(line + n + 1);
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static long
+read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+
+    if (f != NULL) {
+        if (fscanf(f, "%ld", &v) != 1) {
+            v = -1;
+        }
+        fclose(f);
+    }
+    return v;
+}
+
+static bool
+write_long(const char *path, long v)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f != NULL && fprintf(f, "%ld\n", v) > 0;
+
+    return f != NULL && fclose(f) == 0 && ok;
+}
+
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+static long huge_pages_before = -1;     /* to restore, if we raised it */
+
+/* @need free huge pages: there already, or reserved as root. */
+static bool
+huge_pages_get(long need)
+{
+    long free_pages = meminfo("HugePages_Free"), nr = read_long(NR_HUGEPAGES);
+
+    if (free_pages >= need) {
+        return true;
+    }
+    if (free_pages < 0 || nr < 0 || geteuid() != 0 ||
+        !write_long(NR_HUGEPAGES, nr + need - free_pages)) {
+        return false;
+    }
+    huge_pages_before = nr;
+    return meminfo("HugePages_Free") >= need;
+}
+
+static int
+teardown_huge(void **state)
+{
+    teardown(state);
+    if (huge_pages_before >= 0) {
+        (void)write_long(NR_HUGEPAGES, huge_pages_before);
+        huge_pages_before = -1;
+    }
+    return 0;
+}
+
+/* Whether [p, p + len) is mapped at all (msync says ENOMEM where not). */
+static bool
+is_mapped(void *p, size_t len)
+{
+    return msync(p, len, MS_ASYNC) == 0;
+}
+
+/*
+ * A real hugetlbfs memfd: regions at offsets and sizes that are not
+ * multiples of the huge page map, rounded out to whole huge pages; the
+ * device sees the client's bytes at vaddr; the whole rounded mapping goes
+ * at unmap; the file does not grow. Skipped without huge pages.
+ */
+static void
+test_hugetlbfs(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    long hp = meminfo("Hugepagesize") * 1024;
+    dma_sg_t *sgl;
+    uint8_t *client;
+    struct iovec iov;
+    struct stat sb;
+    void *base;
+    int fd;
+
+    if (hp <= 0 || !huge_pages_get(2)) {
+        skip();
+    }
+    fd = memfd_create("dma-huge", MFD_CLOEXEC | MFD_HUGETLB);
+    if (fd < 0) {
+        skip();
+    }
+    assert_int_equal(ftruncate(fd, 2 * hp), 0);
+    client = mmap(NULL, 2 * (size_t)hp, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  fd, 0);
+    if (client == MAP_FAILED) {
+        close(fd);              /* the pages went meanwhile (ENOMEM) */
+        skip();
+    }
+    sgl = sgl_new(1);
+    assert_int_equal(vfu_setup_device_dma(ctx, 8, register_cb, unregister_cb),
+                     0);
+
+    /* Two pages from 4 KiB into the first huge page. */
+    assert_int_equal(dma_map(ctx, 0x10000000, 2 * PG, fd, PG, RW), 0);
+    assert_int_equal(st.last_register.page_size, hp);
+    assert_int_equal(st.last_register.mapping.iov_len, hp);
+    base = st.last_register.mapping.iov_base;
+    assert_int_equal((uintptr_t)base % (uintptr_t)hp, 0);
+    assert_ptr_equal(st.last_register.vaddr, (uint8_t *)base + PG);
+    assert_int_equal(st.last_register.iova.iov_len, 2 * PG);
+    memcpy(client + PG + 10, "hello", 5);
+    assert_int_equal(to_sgl(ctx, 0x10000000 + 10, 5, sgl, 1, RW), 1);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 0), 0);
+    assert_ptr_equal(iov.iov_base, (uint8_t *)base + PG + 10);
+    assert_memory_equal(iov.iov_base, "hello", 5);
+    vfu_sgl_put(ctx, sgl, &iov, 1);
+
+    /* Across the boundary of the two huge pages: both mapped. */
+    assert_int_equal(dma_map(ctx, 0x20000000, 2 * PG, fd, hp - PG, RW), 0);
+    assert_int_equal(st.last_register.mapping.iov_len, 2 * hp);
+    assert_ptr_equal(st.last_register.vaddr,
+                     (uint8_t *)st.last_register.mapping.iov_base + hp - PG);
+    assert_int_equal(to_sgl(ctx, 0x20000000 + PG - 2, 4, sgl, 1, RW), 1);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 1, "ABCD", VFU_SGL_DIRECT_ACCESS),
+                     0);
+    assert_memory_equal(client + hp - 2, "ABCD", 4);
+    assert_int_equal(fstat(fd, &sb), 0);
+    assert_int_equal(sb.st_size, 2 * hp);
+
+    /* The rounded mapping goes whole. */
+    assert_true(is_mapped(base, hp));
+    assert_int_equal(dma_unmap(ctx, 0x10000000, 2 * PG), 0);
+    assert_ptr_equal(st.last_unregister.mapping.iov_base, base);
+    assert_false(is_mapped(base, hp));
+    base = st.last_register.mapping.iov_base;
+    dma_remove_all(ctx);
+    assert_false(is_mapped(base, hp));
+    assert_false(is_mapped((uint8_t *)base + hp, hp));
+    free(sgl);
+    munmap(client, 2 * (size_t)hp);
+    close(fd);
+}
+
 /* The table holds max_dma_maps regions and finds each of them. */
 static void
 test_many_regions(void **state)
@@ -924,6 +1134,8 @@ main(void)
         T(test_mapped_and_stale),
         T(test_sgl_flags),
         T(test_file_io),
+        T(test_map_span),
+        cmocka_unit_test_setup_teardown(test_hugetlbfs, setup, teardown_huge),
         T(test_many_regions),
         T(test_million_descending),
         T(test_million_random),
