@@ -291,11 +291,7 @@ map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
 {
     const struct dma_table *t = ctx->dma;
 
-    if (file_io && fd < 0) {
-        return -EINVAL;
-    }
-
-    if (size == 0 || prot == 0 || (prot & ~(PROT_READ | PROT_WRITE)) ||
+    if ((file_io && fd < 0) || size == 0 || prot == 0 || (prot & ~(PROT_READ | PROT_WRITE)) ||
         iova % SERVER_DMA_PGSIZE != 0 || size % SERVER_DMA_PGSIZE != 0 ||
         size > UINT64_MAX - iova) {
         return -EINVAL;
@@ -312,7 +308,7 @@ map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
         }
         /*
          * Memory past the end of a file would fault on access (SIGBUS), a
-         * read there find nothing.
+         * read there would find nothing.
          */
         if (S_ISREG(st.st_mode) && offset + size > (uint64_t)st.st_size) {
             return -EINVAL;
