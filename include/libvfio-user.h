@@ -75,7 +75,7 @@ vfu_realize_ctx(vfu_ctx_t *vfu_ctx);
  * unless the context was created with LIBVFIO_USER_FLAG_ATTACH_NB, in which
  * case it fails with EAGAIN until a client has connected and its VERSION
  * message has arrived. A client that fails negotiation is disconnected and
- * the call fails with the reason (e.g. EINVAL, ENOTSUP); the socket keeps
+ * the call fails with the reason (EINVAL); the socket keeps
  * listening and the call may be repeated.
  */
 int
@@ -184,16 +184,61 @@ typedef ssize_t (vfu_region_access_cb_t)(vfu_ctx_t *vfu_ctx, char *buf,
  * The config region (VFU_PCI_DEV_CFG_REGION_IDX) is always present; its size
  * follows the PCI type, the library emulates the standard header and the
  * capabilities added with vfu_pci_add_capability(), and the callback, if
- * any, serves the rest (everything with VFU_REGION_FLAG_ALWAYS_CB); see
- * docs/pci.md. It cannot be mapped.
+ * any, serves the rest (everything with VFU_REGION_FLAG_ALWAYS_CB, which
+ * needs one); see docs/pci.md. It cannot be mapped.
  *
+ * @flags must include READ or WRITE; a BAR's (and the ROM's) size must be a
+ * power of two. Size 0 clears the region (and its BAR). The fd must hold
+ * what the client may map (the areas, or all of the region without them).
  * May be called again, also after vfu_realize_ctx(), to change a region.
+ * Fails with -1 and EINVAL for a bad argument, EBADF for a closed fd.
  */
 int
 vfu_setup_region(vfu_ctx_t *vfu_ctx, int region_idx, size_t size,
                  vfu_region_access_cb_t *region_access, int flags,
                  struct iovec *mmap_areas, uint32_t nr_mmap_areas,
                  int fd, uint64_t offset);
+
+/*
+ * Registers eventfd @fd for writes of @size bytes (1, 2, 4 or 8) at
+ * @gpa_offset in region @region_idx: a client that asks for the region's
+ * io fds (GET_REGION_IO_FDS; a VMM hands them to KVM as ioeventfds) then
+ * signals @fd for such a write instead of sending REGION_WRITE, and the
+ * device learns of it by polling @fd beside vfu_get_poll_fd(). With
+ * @flags KVM_IOEVENTFD_FLAG_DATAMATCH (<linux/kvm.h>; the only flag taken)
+ * only a write of the value @datamatch signals, and it must fit in @size
+ * bytes; without it @datamatch is ignored. With @shadow_fd >= 0 it is a
+ * shadow ioeventfd: the client stores the value written at @shadow_offset
+ * (a multiple of @size) in that file (a memfd or regular file at least
+ * that long) before it signals; a client that cannot treats it as a plain
+ * ioeventfd.
+ *
+ * Writes the client does not turn into signals (it did not ask for the io
+ * fds, another size or value, a client with fewer fds per message than
+ * the region's ioeventfds need) still come as REGION_WRITE to the region's
+ * callback: handle the register there too. An ioeventfd's signal is not
+ * ordered with the client's messages: serve what the socket holds before
+ * acting on it (docs/ioeventfd.md).
+ *
+ * Several may be registered per region; one that catches the same writes
+ * as an existing one (same region, offset and size, and datamatch values
+ * that do not tell them apart) is refused. The library keeps its own
+ * duplicates of @fd and @shadow_fd (the caller's stay the caller's, to
+ * poll and close) and closes them in vfu_destroy_ctx(); ioeventfds stay
+ * registered across client connections and resets. Config space cannot
+ * have ioeventfds.
+ *
+ * Returns 0, or -1 with errno: EINVAL (no such region or not writable,
+ * the config region, range outside it, bad size, other flags, datamatch
+ * wider than @size, @fd not an eventfd, shadow file not a regular file or
+ * too short, shadow offset misaligned), EBADF (@fd or @shadow_fd not
+ * open), EEXIST (the same writes already have one), ENOSPC (1024 already),
+ * ENOMEM.
+ */
+int
+vfu_create_ioeventfd(vfu_ctx_t *vfu_ctx, uint32_t region_idx, int fd,
+                     size_t gpa_offset, uint32_t size, uint32_t flags,
+                     uint64_t datamatch, int shadow_fd, size_t shadow_offset);
 
 /* ------------------------------------------------------------------ */
 /* Reset                                                               */
@@ -554,7 +599,8 @@ vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);
  * Known capabilities, whose size the library works out from @data:
  *   standard: PCI_CAP_ID_PM (struct pmcap), PCI_CAP_ID_MSI (struct msicap,
  *             size from its flags), PCI_CAP_ID_MSIX (struct msixcap),
- *             PCI_CAP_ID_EXP (struct pxcap; Express devices only),
+ *             PCI_CAP_ID_EXP (struct pxcap; version 1, or 2 and 0 as
+ *             all 0x3c bytes; on any PCI type),
  *             PCI_CAP_ID_VNDR (struct vsc, size from its size byte)
  *   extended: PCI_EXT_CAP_ID_DSN (struct dsncap), PCI_EXT_CAP_ID_VNDR
  *             (struct pcie_ext_cap_vsc_hdr, size from its len field)
@@ -565,7 +611,9 @@ vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);
  * the end of config space (extended; the first must be at 0x100), and
  * clear of every other capability. Capabilities may be added after
  * vfu_realize_ctx(). @flags is a set of VFU_CAP_FLAG_*; CALLBACK and
- * READONLY do not go together.
+ * READONLY do not go together, and CALLBACK needs the config region's
+ * callback (vfu_setup_region() first). An MSI-X table or PBA must fit its
+ * BAR if that BAR is set up (checked again at vfu_realize_ctx()).
  *
  * Returns the capability's offset, or -1 with errno: EINVAL (bad argument
  * or contents, position out of bounds or misaligned, extended capability on

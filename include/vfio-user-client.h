@@ -180,6 +180,77 @@ int64_t
 vfu_client_wait_irq(int eventfd, int timeout_ms);
 
 /*
+ * I/O fds (GET_REGION_IO_FDS; docs/ioeventfd.md): eventfds the server gave
+ * for writes to registers, which a VMM hands to KVM so that a guest's store
+ * signals the device without a message. This library can play KVM's part
+ * (vfu_client_ioeventfds_install() and vfu_client_doorbell()).
+ *
+ * One ioeventfd as the server described it, with fds of its own.
+ */
+struct vfu_client_ioeventfd {
+    uint32_t region;
+    uint32_t type;              /* VFIO_USER_IO_FD_TYPE_IOEVENTFD or _SHADOW */
+    uint64_t offset;            /* in the region */
+    uint64_t size;              /* 1, 2, 4 or 8; 0: a write of any size */
+    uint32_t flags;             /* 0 or KVM_IOEVENTFD_FLAG_DATAMATCH */
+    uint64_t datamatch;         /* with the flag: the value that matches */
+    int fd;                     /* the eventfd */
+    int shadow_fd;              /* _SHADOW: the shadow memory file, else -1 */
+    uint64_t shadow_offset;     /* _SHADOW: where the value goes in it */
+};
+
+/*
+ * Asks for region @index's io fds (re-asking with the size the server
+ * says it needs) and checks the reply whole. On success *ioeventfds is a
+ * malloc'd array of *nr entries (NULL when none) whose fds are each its
+ * entry's own (duplicated where the server shared one): release it with
+ * vfu_client_ioeventfds_free(). Ioregionfd entries are checked and left
+ * out. Fails with the server's errno when it refuses, and with EPROTO,
+ * closing every fd that came, when the reply breaks a rule: sizes (argsz,
+ * the entry size of 48 bytes or the spec's 40, the payload length), flags
+ * or index not echoed, fds missing, unused or of the wrong kind (an
+ * eventfd; a regular file holding the shadow value), an fd index out of
+ * range, an unknown type or flag, a size other than 0, 1, 2, 4, 8, a
+ * datamatch wider than the size, a range outside the region (asked with
+ * GET_REGION_INFO first).
+ */
+int
+vfu_client_region_io_fds(vfu_client_t *client, uint32_t index,
+                         struct vfu_client_ioeventfd **ioeventfds, size_t *nr);
+
+/* Closes the entries' fds and frees the array. */
+void
+vfu_client_ioeventfds_free(struct vfu_client_ioeventfd *ioeventfds, size_t nr);
+
+/*
+ * Installs region @index's ioeventfds in this client (asked for as above;
+ * shadow memory is mapped), in place of those installed for the region
+ * before, as a VMM registers them with KVM. Returns how many, or -1 with
+ * errno (those of vfu_client_region_io_fds(), or of mmap()); on failure
+ * the region's previous ones stay. vfu_client_close() removes them all.
+ */
+int
+vfu_client_ioeventfds_install(vfu_client_t *client, uint32_t index);
+
+/* Removes region @index's installed ioeventfds (UINT32_MAX: every region's). */
+void
+vfu_client_ioeventfds_remove(vfu_client_t *client, uint32_t index);
+
+/*
+ * A guest's store of @count bytes at @offset in region @index, as KVM
+ * treats it: when an installed ioeventfd matches (the same offset, its
+ * size or size 0, its datamatch value if it has the flag), its eventfd is
+ * signalled, a shadow ioeventfd's value stored in shadow memory first;
+ * otherwise the bytes go as REGION_WRITE, without waiting for the reply
+ * when @posted. Returns 1 when an eventfd took the write, 0 when it went
+ * as a message, -1 with errno (those of vfu_client_region_write(), or of
+ * the eventfd write).
+ */
+int
+vfu_client_doorbell(vfu_client_t *client, uint32_t index, uint64_t offset,
+                    const void *data, uint32_t count, bool posted);
+
+/*
  * Raw access, for tests and tools: sends any message (the header is built
  * from @cmd and @flags; msg_id is chosen and returned in *msg_id).
  */

@@ -185,11 +185,15 @@ typedef struct vfio_user_region_io_fds_request {
 #define VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW   2
 
 /*
- * One ioeventfd of a region: a write of @size bytes at @gpa_offset (equal
- * to @datamatch when VFIO_USER_IO_FD_FLAG_DATAMATCH is set) signals the fd
- * at @fd_index instead of a REGION_WRITE. A shadow ioeventfd
- * (VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW) also has the written value stored
- * at @shadow_offset in the memory fd at @shadow_mem_fd_index.
+ * One ioeventfd of a region: a write of @size bytes at @gpa_offset signals
+ * the eventfd at @fd_index (in the reply's fds) instead of a REGION_WRITE.
+ * @flags are KVM_IOEVENTFD_FLAG_* bits of <linux/kvm.h>, as the spec says:
+ * with KVM_IOEVENTFD_FLAG_DATAMATCH (bit 0) only a write of the value
+ * @datamatch matches. A shadow ioeventfd (VFIO_USER_IO_FD_TYPE_IOEVENTFD_SHADOW)
+ * also has the written value stored at @shadow_offset in the memory file at
+ * @shadow_mem_fd_index before the signal. This is libvfio-user 0.2's
+ * 48-byte entry; the spec's has 4 bytes of padding where the shadow fields
+ * are (40 bytes), and tells clients to take the entry size from argsz.
  */
 typedef struct vfio_user_sub_region_ioeventfd {
     uint64_t    gpa_offset;
@@ -201,8 +205,6 @@ typedef struct vfio_user_sub_region_ioeventfd {
     uint64_t    shadow_offset;
     uint64_t    datamatch;
 } __attribute__((packed)) vfio_user_sub_region_ioeventfd_t;
-
-#define VFIO_USER_IO_FD_FLAG_DATAMATCH          (1 << 0)
 
 typedef struct vfio_user_sub_region_ioregionfd {
     uint64_t    offset;

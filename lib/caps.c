@@ -54,7 +54,6 @@ struct cap_kind {
     uint16_t id;
     bool ext;
     bool unique;            /* at most one per function */
-    bool express_only;
     /* Size in config space worked out from @data; 0 when @data is invalid. */
     size_t (*size)(const uint8_t *data);
     size_t copy_max;        /* bytes taken from @data (0: the size) */
@@ -244,14 +243,22 @@ msix_rules(const uint8_t *cap, struct reg_rule *r)
     return 1;
 }
 
-/* Whether @len bytes at @off of BAR @bir exist; 0 or -EINVAL. */
+/*
+ * Whether @len bytes at @off of BAR @bir fit; 0 or -EINVAL. A BAR not set
+ * up (yet: vfu_setup_region() may come later) is not held against the
+ * capability, as the original library does not.
+ */
 static int
 msix_in_bar(vfu_ctx_t *ctx, uint32_t bir, uint64_t off, uint64_t len,
             const char *what)
 {
     const struct vfu_region *r = &ctx->regions[bir];
 
-    if (r->size == 0 || off > r->size || len > r->size - off) {
+    if (r->size == 0) {
+        vfu_log_info(ctx, "MSI-X %s is in BAR%u, not set up", what, bir);
+        return 0;
+    }
+    if (off > r->size || len > r->size - off) {
         vfu_log_err(ctx, "MSI-X %s (%#" PRIx64 "+%#" PRIx64 ") is not "
                     "inside BAR%u (%zu bytes)", what, off, len, bir, r->size);
         return -EINVAL;
@@ -289,12 +296,17 @@ px_version(const uint8_t *cap)
     return pci_get16(cap, PCI_EXP_FLAGS) & PCI_EXP_FLAGS_VERS;
 }
 
+/*
+ * Version 1 is 0x24 bytes; 2, and 0 as devices written for the original
+ * library leave it (struct pxcap zeroed), all of struct pxcap.
+ */
 static size_t
 px_size(const uint8_t *data)
 {
     switch (px_version(data)) {
     case 1:
         return PX_SIZEOF_V1;
+    case 0:
     case 2:
         return PX_SIZEOF_V2;
     default:
@@ -330,7 +342,7 @@ px_rules(const uint8_t *cap, struct reg_rule *r)
     r[n++] = (struct reg_rule){ .off = PCI_EXP_LNKCTL, .len = 2,
         .rw = lnkctl, .flrkeep = lnkctl };
 
-    if (px_version(cap) >= 2) {
+    if (px_version(cap) != 1) {         /* 2, or 0 read as 2 (px_size) */
         uint32_t devcap2 = pci_get32(cap, PCI_EXP_DEVCAP2);
         uint32_t devctl2 = PCI_EXP_DEVCTL2_ATOMIC_REQ |
                            PCI_EXP_DEVCTL2_IDO_REQ_EN |
@@ -414,7 +426,7 @@ static const struct cap_kind kinds[] = {
       .rules = msi_rules, .write = msi_write },
     { .id = PCI_CAP_ID_MSIX, .unique = true, .size = msix_size,
       .rules = msix_rules },
-    { .id = PCI_CAP_ID_EXP, .unique = true, .express_only = true,
+    { .id = PCI_CAP_ID_EXP, .unique = true,
       .size = px_size, .copy_max = sizeof(struct pxcap),
       .rules = px_rules, .write = px_write },
     { .id = PCI_CAP_ID_VNDR, .size = vsc_size, .rw_from = 3 },
@@ -580,6 +592,9 @@ add_cap(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
 
     if (data == NULL || (flags & ~CAP_FLAG_MASK) ||
         ((flags & VFU_CAP_FLAG_CALLBACK) && (flags & VFU_CAP_FLAG_READONLY)) ||
+        /* A callback capability is served by the config region's callback. */
+        ((flags & VFU_CAP_FLAG_CALLBACK) &&
+         ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].cb == NULL) ||
         !ctx->pci.initialized ||
         (ext && ctx->pci.cfg_size != PCI_CFG_SPACE_EXP_SIZE)) {
         return -EINVAL;
@@ -590,9 +605,6 @@ add_cap(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
         vfu_log_err(ctx, "capability %#x%s: size unknown", id,
                     ext ? " (extended)" : "");
         return -ENOTSUP;
-    }
-    if (k->express_only && ctx->pci.type != VFU_PCI_TYPE_EXPRESS) {
-        return -EINVAL;
     }
     size = k->size(data);
     if (size == 0 || size > hi - lo) {
@@ -697,16 +709,31 @@ vfu_pci_find_next_capability(vfu_ctx_t *ctx, bool extended, size_t pos,
         errno = EINVAL;
         return 0;
     }
-    for (i = 0; i < ctx->pci.nr_caps; i++) {
-        if (ctx->pci.caps[i].ext == extended && ctx->pci.caps[i].off == pos) {
-            break;
-        }
-    }
-    if (i == ctx->pci.nr_caps) {
-        errno = EINVAL;     /* @pos is not a capability of this chain */
+    /*
+     * The chain is in list order; position 0 means its head. A position
+     * where no header fits is invalid; one inside the space that is not a
+     * capability's start has no next (ENOENT, as the original says).
+     */
+    if (pos == 0) {
+        i = 0;
+    } else if (extended ? pos < STD_END || pos + 4 > ctx->pci.cfg_size
+                        : pos < PCI_STD_HEADER_SIZEOF || pos + 2 > STD_END) {
+        errno = EINVAL;         /* outside the chain's space */
         return 0;
+    } else {
+        for (i = 0; i < ctx->pci.nr_caps; i++) {
+            if (ctx->pci.caps[i].ext == extended &&
+                ctx->pci.caps[i].off == pos) {
+                break;
+            }
+        }
+        if (i == ctx->pci.nr_caps) {
+            errno = ENOENT;
+            return 0;
+        }
+        i++;
     }
-    for (i++; i < ctx->pci.nr_caps; i++) {
+    for (; i < ctx->pci.nr_caps; i++) {
         if (ctx->pci.caps[i].ext == extended &&
             ctx->pci.caps[i].id == cap_id) {
             return ctx->pci.caps[i].off;

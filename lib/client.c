@@ -4,8 +4,8 @@
  * exchange, the typed wrappers for device info, region info, region
  * access and reset, and the raw calls. DMA and dirty logging are in
  * client_dma.c, interrupts in client_irq.c, migration in
- * client_migration.c. Framing comes from tran.c, capability JSON from
- * negotiate.c.
+ * client_migration.c, io fds and doorbells in client_ioeventfd.c.
+ * Framing comes from tran.c, capability JSON from negotiate.c.
  *
  * Receive buffer: it starts at VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE plus
  * CLIENT_RX_SLACK, enough for the largest reply to a default-sized transfer
@@ -79,7 +79,7 @@ next_msg(struct vfu_client *c, struct tran_msg *msg)
         if (tran_rx_next(&c->rx, msg) == 1) {
             return 0;
         }
-        ssize_t n = tran_rx_fill(&c->rx, c->fd, true);
+        ssize_t n = tran_rx_fill(&c->rx, c->fd, TRAN_RX_BLOCK);
         if (n < 0) {
             return (int)n;
         }
@@ -378,7 +378,8 @@ vfu_client_negotiate(vfu_client_t *c, const char *caps_json)
         return fail(-EPROTO);   /* the server must not go above ours */
     }
     set_info(c, major, minor, &caps);
-    c->max_xfer = our_xfer;
+    c->max_xfer = our_xfer < CLIENT_MAX_DATA_XFER ? our_xfer
+                                                  : CLIENT_MAX_DATA_XFER;
     return 0;
 }
 
@@ -393,6 +394,8 @@ vfu_client_close(vfu_client_t *c)
     }
     tran_rx_fini(&c->rx);
     free(c->dma);
+    client_ioeventfds_clear(c, UINT32_MAX);
+    free(c->ioefds);
     free(c);
 }
 

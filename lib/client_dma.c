@@ -323,7 +323,7 @@ vfu_client_serve(vfu_client_t *c, int timeout_ms)
             return 0;
         }
         if (ret > 0) {
-            ssize_t n = tran_rx_fill(&c->rx, c->fd, true);
+            ssize_t n = tran_rx_fill(&c->rx, c->fd, TRAN_RX_BLOCK);
             if (n < 0) {
                 return fail((int)n);
             }

@@ -140,11 +140,15 @@ vfu_client_mig_read(vfu_client_t *c, void *buf, size_t count)
             return fail(ret);
         }
         if (ret == 1) {
+            /* A server may pad a short piece's reply to the size asked. */
             memcpy(&rep, reply.payload, sizeof(rep));
-            if (rep.size != want) {
+            if (rep.size > want) {
                 return fail(-EPROTO);
             }
-            done += want;
+            done += rep.size;
+            if (rep.size < want) {
+                break;              /* the end of the stream, for now */
+            }
             continue;
         }
         /* Anything else (a short read at the end, an error) as usual. */
@@ -157,7 +161,9 @@ vfu_client_mig_read(vfu_client_t *c, void *buf, size_t count)
             return fail(-EPROTO);
         }
         memcpy(&rep, reply.payload, sizeof(rep));
-        if (rep.size > want || reply.len != MIG_DATA_HDR + rep.size) {
+        /* The data is rep.size bytes; a longer message is padding. */
+        if (rep.size > want || reply.len < MIG_DATA_HDR + rep.size ||
+            reply.len > MIG_DATA_HDR + want) {
             return fail(-EPROTO);
         }
         memcpy((uint8_t *)buf + done, reply.payload + MIG_DATA_HDR, rep.size);

@@ -1,7 +1,7 @@
 /*
  * What the client library's files share (client.c, client_dma.c,
- * client_irq.c, client_migration.c): the client struct and the request
- * machinery of client.c.
+ * client_irq.c, client_migration.c, client_ioeventfd.c): the client struct
+ * and the request machinery of client.c.
  */
 #ifndef VFU_CLIENT_PRIVATE_H
 #define VFU_CLIENT_PRIVATE_H
@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "vfio-user-client.h"
 #include "common.h"
@@ -20,7 +23,9 @@
 #define CLIENT_RX_SLACK     (64 * 1024)
 #define CLIENT_RX_INITIAL   (VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE + \
                              CLIENT_RX_SLACK)
-#define CLIENT_RX_MAX       ((size_t)VFU_CAPS_MAX_DATA_XFER + CLIENT_RX_SLACK)
+/* The most data one message brings us, whatever we or the server announce. */
+#define CLIENT_MAX_DATA_XFER (64u * 1024 * 1024)
+#define CLIENT_RX_MAX       ((size_t)CLIENT_MAX_DATA_XFER + CLIENT_RX_SLACK)
 
 /*
  * Reads at least this big are received straight into the caller's buffer.
@@ -44,6 +49,14 @@ struct client_dma {
     uint32_t flags;             /* VFIO_USER_F_DMA_REGION_* */
 };
 
+/* An ioeventfd installed with vfu_client_ioeventfds_install(). */
+struct client_ioeventfd {
+    struct vfu_client_ioeventfd e;
+    void *map;                  /* shadow memory mapping, or NULL */
+    size_t map_len;
+    uint8_t *shadow;            /* where the value goes in it */
+};
+
 /* DMA_READ data gathered without a copy from at most this many regions. */
 #define DMA_READ_IOV        7     /* + the head: TRAN_MAX_IOV */
 
@@ -58,6 +71,8 @@ struct vfu_client {
     struct client_dma *dma;
     size_t nr_dma;
     size_t cap_dma;
+    struct client_ioeventfd *ioefds;    /* installed, in region order */
+    size_t nr_ioefds;
 };
 
 
@@ -74,6 +89,35 @@ fail(int neg_errno)
 {
     errno = -neg_errno;
     return -1;
+}
+
+/*
+ * Drops the installed ioeventfds of region @index (UINT32_MAX: all):
+ * closes their fds, unmaps shadow memory; the array stays allocated. Here,
+ * not in client_ioeventfd.c, so that vfu_client_close() needs no call into
+ * that file.
+ */
+static inline void
+client_ioeventfds_clear(struct vfu_client *c, uint32_t index)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < c->nr_ioefds; i++) {
+        struct client_ioeventfd *x = &c->ioefds[i];
+
+        if (index != UINT32_MAX && x->e.region != index) {
+            c->ioefds[kept++] = *x;
+            continue;
+        }
+        close(x->e.fd);
+        if (x->e.shadow_fd >= 0) {
+            close(x->e.shadow_fd);
+        }
+        if (x->map != NULL) {
+            munmap(x->map, x->map_len);
+        }
+    }
+    c->nr_ioefds = kept;
 }
 
 /* client.c */

@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,15 +15,13 @@
 
 #include "private.h"
 
+/* A socket bound to @path and listening; -errno. */
 static int
-listen_unix(const char *path, bool nonblock)
+bind_listen(const char *path, bool nonblock)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int fd;
 
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        return -ENAMETOOLONG;
-    }
     strcpy(addr.sun_path, path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
                 (nonblock ? SOCK_NONBLOCK : 0), 0);
@@ -38,6 +37,45 @@ listen_unix(const char *path, bool nonblock)
     return fd;
 }
 
+/*
+ * The socket file appears at bind(), before listen(): a client that waits
+ * for the file (a script starting the VMM) could connect in between and be
+ * refused. So the socket is bound under a temporary name beside @path and
+ * linked into place once it listens (link() keeps EADDRINUSE for a path
+ * that exists). Where links are not possible, @path is bound directly.
+ */
+static int
+listen_unix(const char *path, bool nonblock)
+{
+    static unsigned seq;
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int fd, n;
+
+    if (strlen(path) >= sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    n = snprintf(tmp, sizeof(tmp), "%s.%d.%u~", path, (int)getpid(),
+                 __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        return bind_listen(path, nonblock);
+    }
+    fd = bind_listen(tmp, nonblock);
+    if (fd < 0) {
+        return fd == -EADDRINUSE ? fd : bind_listen(path, nonblock);
+    }
+    if (link(tmp, path) < 0) {
+        int err = errno;
+        unlink(tmp);
+        close(fd);
+        if (err == EEXIST) {
+            return -EADDRINUSE;
+        }
+        return bind_listen(path, nonblock);
+    }
+    unlink(tmp);
+    return fd;
+}
+
 VFU_EXPORT vfu_ctx_t *
 vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
                vfu_dev_type_t dev_type)
@@ -45,9 +83,14 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     vfu_ctx_t *ctx;
     int err;
 
-    if (trans != VFU_TRANS_SOCK || path == NULL || *path == '\0' ||
-        dev_type != VFU_DEV_TYPE_PCI || (flags & ~LIBVFIO_USER_FLAG_ATTACH_NB)) {
+    if ((trans != VFU_TRANS_SOCK && trans != VFU_TRANS_PIPE) ||
+        (trans == VFU_TRANS_SOCK && path == NULL) ||
+        (flags & ~LIBVFIO_USER_FLAG_ATTACH_NB)) {
         errno = EINVAL;
+        return NULL;
+    }
+    if (dev_type != VFU_DEV_TYPE_PCI) {
+        errno = ENOTSUP;            /* as the original: PCI only */
         return NULL;
     }
     ctx = calloc(1, sizeof(*ctx));
@@ -57,7 +100,9 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->flags = flags;
     ctx->pvt = pvt;
     ctx->dev_type = dev_type;
+    ctx->trans = trans;
     ctx->conn_fd = -1;
+    ctx->out_fd = -1;
     ctx->listen_fd = -1;
     ctx->twin_fd = -1;
     ctx->deferred_tail = &ctx->deferred;
@@ -68,7 +113,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].flags = VFU_REGION_FLAG_RW;
     ctx->reply_buf_size = SERVER_MAX_DATA_XFER +
                           sizeof(struct vfio_user_region_access);
-    ctx->sock_path = strdup(path);
+    ctx->sock_path = strdup(path != NULL ? path : "");
     if (posix_memalign(&ctx->reply_mem, 4096,
                        REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
         ctx->reply_mem = NULL;
@@ -85,11 +130,18 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     }
     ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].size = ctx->pci.cfg_size;
 
-    ctx->listen_fd = listen_unix(path, flags & LIBVFIO_USER_FLAG_ATTACH_NB);
-    if (ctx->listen_fd < 0) {
-        err = -ctx->listen_fd;
-        ctx->listen_fd = -1;
-        goto fail;
+    /*
+     * An empty path: a device that only builds its config space (no client
+     * will come). A pipe has nothing to listen on: vfu_attach_ctx() takes
+     * standard input and output.
+     */
+    if (trans == VFU_TRANS_SOCK && *path != '\0') {
+        ctx->listen_fd = listen_unix(path, flags & LIBVFIO_USER_FLAG_ATTACH_NB);
+        if (ctx->listen_fd < 0) {
+            err = -ctx->listen_fd;
+            ctx->listen_fd = -1;
+            goto fail;
+        }
     }
     return ctx;
 
@@ -140,15 +192,39 @@ vfu_get_poll_fd(vfu_ctx_t *ctx)
         errno = EINVAL;
         return -1;
     }
+    if (ctx->conn_fd < 0 && ctx->listen_fd < 0) {
+        errno = ENOTCONN;           /* no client yet (pipe) or none to come */
+        return -1;
+    }
     return ctx->conn_fd >= 0 ? ctx->conn_fd : ctx->listen_fd;
 }
 
-void
-ctx_disconnect(vfu_ctx_t *ctx)
+/* Closes the connection's fds; standard input and output stay open. */
+static void
+close_conn(vfu_ctx_t *ctx)
+{
+    if (ctx->trans != VFU_TRANS_PIPE) {
+        close(ctx->conn_fd);
+    }
+    ctx->conn_fd = -1;
+    ctx->out_fd = -1;
+}
+
+int
+ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
 {
     if (ctx->conn_fd < 0) {
-        return;
+        return 0;
     }
+    if (quiesce_first && ctx->negotiated && !ctx->quiesced &&
+        !ctx->disconnecting) {
+        if (device_quiesce(ctx) == HANDLER_PENDING) {
+            ctx->disconnecting = true;  /* vfu_device_quiesced() goes on */
+            return -EBUSY;
+        }
+        /* A device that cannot quiesce is reset all the same: no client. */
+    }
+    ctx->disconnecting = false;
     if (ctx->negotiated) {
         (void)device_call_reset(ctx, VFU_RESET_LOST_CONN);  /* logs failure */
     }
@@ -175,8 +251,7 @@ ctx_disconnect(vfu_ctx_t *ctx)
     }
     ctx->quiesced = false;
     ctx->conn_broken = false;
-    close(ctx->conn_fd);
-    ctx->conn_fd = -1;
+    close_conn(ctx);
     ctx->negotiated = false;
     tran_rx_reset(&ctx->rx);
     irq_reset(ctx);         /* the client's eventfds go with it */
@@ -184,6 +259,7 @@ ctx_disconnect(vfu_ctx_t *ctx)
         vfu_log_warn(ctx, "device failed to return to RUNNING");
     }
     vfu_log_info(ctx, "client disconnected");
+    return 0;
 }
 
 static uint16_t
@@ -210,7 +286,12 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     char *json;
     int ret = 0;
 
-    if (msg->malformed || msg->oversized || msg->fds_lost ||
+    if (msg->oversized) {
+        vfu_log_err(ctx, "VERSION of %u bytes refused", msg->hdr.msg_size);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (msg->malformed || msg->fds_lost ||
         msg->hdr.cmd != VFIO_USER_VERSION ||
         tran_hdr_type(&msg->hdr) != VFIO_USER_F_TYPE_COMMAND ||
         tran_hdr_no_reply(&msg->hdr)) {
@@ -227,13 +308,22 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     ret = vfu_version_parse(msg->payload, msg->len, &major, &minor,
                             &ctx->client_caps, &why);
     if (ret < 0) {
+        /* Whatever is wrong with it (a major we lack too): EINVAL. */
         vfu_log_err(ctx, "bad VERSION: %s", why);
+        ret = -EINVAL;
         goto fail;
     }
 
     vfu_caps_defaults(&ours);
     ours.max_msg_fds = SERVER_MAX_MSG_FDS;
+    /*
+     * A reply may only lower what the client proposed (QEMU refuses the
+     * device otherwise); the device's max_regions is enforced either way.
+     */
     ours.max_dma_maps = dma_max_regions(ctx);
+    if (ours.max_dma_maps > ctx->client_caps.max_dma_maps) {
+        ours.max_dma_maps = ctx->client_caps.max_dma_maps;
+    }
     ours.pgsizes = SERVER_DMA_PGSIZE;
     ours.max_data_xfer_size = SERVER_MAX_DATA_XFER;
     ours.write_multiple = true;
@@ -264,7 +354,7 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
                   VFIO_USER_F_TYPE_REPLY, false);
     iov[0] = (struct iovec){ &ver, sizeof(ver) };
     iov[1] = (struct iovec){ json, json_len };
-    ret = tran_send(ctx->conn_fd, &hdr, iov, 2, &twin[1], twin[1] >= 0);
+    ret = tran_send(ctx->out_fd, &hdr, iov, 2, &twin[1], twin[1] >= 0);
     free(json);
     if (twin[1] >= 0) {
         close(twin[1]);             /* the client's end is on its way */
@@ -282,7 +372,7 @@ fail:
         close(twin[0]);
         close(twin[1]);
     }
-    (void)tran_send_error(ctx->conn_fd, &msg->hdr, -ret);
+    (void)tran_send_error(ctx->out_fd, &msg->hdr, -ret);
     return ret;
 }
 
@@ -295,7 +385,8 @@ attach_negotiate(vfu_ctx_t *ctx)
     int ret;
 
     while (tran_rx_next(&ctx->rx, &msg) == 0) {
-        ssize_t n = tran_rx_fill(&ctx->rx, ctx->conn_fd, block);
+        ssize_t n = tran_rx_fill(&ctx->rx, ctx->conn_fd,
+                                 block ? TRAN_RX_BLOCK : 0);
         if (n < 0) {
             return (int)n;
         }
@@ -303,6 +394,35 @@ attach_negotiate(vfu_ctx_t *ctx)
     ret = negotiate(ctx, &msg);
     tran_msg_close_fds(&msg);
     return ret;
+}
+
+/*
+ * The next client: accepted on the listening socket, or standard input and
+ * output for a pipe (once: a pipe has one peer). 0 or -errno.
+ */
+static int
+accept_client(vfu_ctx_t *ctx)
+{
+    if (ctx->trans == VFU_TRANS_PIPE) {
+        if (ctx->pipe_used) {
+            return -ENOTCONN;
+        }
+        ctx->pipe_used = true;
+        ctx->conn_fd = STDIN_FILENO;
+        ctx->out_fd = STDOUT_FILENO;
+    } else if (ctx->listen_fd < 0) {
+        return -ENOTCONN;           /* made without a path: no clients */
+    } else {
+        ctx->conn_fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (ctx->conn_fd < 0) {
+            return -errno;
+        }
+        ctx->out_fd = ctx->conn_fd;
+    }
+    tran_rx_reset(&ctx->rx);
+    /* Until negotiated, a VERSION is all that may come. */
+    ctx->rx.max_msg = VERSION_MAX_MSG_SIZE;
+    return 0;
 }
 
 VFU_EXPORT int
@@ -324,11 +444,11 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
         return -1;
     }
     if (ctx->conn_fd < 0) {
-        ctx->conn_fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (ctx->conn_fd < 0) {
-            return -1;      /* EAGAIN when non-blocking and nobody there */
+        ret = accept_client(ctx);
+        if (ret < 0) {
+            errno = -ret;   /* EAGAIN when non-blocking and nobody there */
+            return -1;
         }
-        tran_rx_reset(&ctx->rx);
     }
     ret = attach_negotiate(ctx);
     if (ret == -EAGAIN) {
@@ -337,8 +457,7 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
     }
     if (ret < 0) {
         /* This client is gone; the listener stays for the next one. */
-        close(ctx->conn_fd);
-        ctx->conn_fd = -1;
+        close_conn(ctx);
         if (ctx->twin_fd >= 0) {
             close(ctx->twin_fd);
             ctx->twin_fd = -1;
@@ -348,6 +467,7 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
         return -1;
     }
     ctx->negotiated = true;
+    ctx->rx.max_msg = SERVER_MAX_MSG_SIZE;
     return 0;
 }
 
@@ -357,10 +477,8 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     if (ctx == NULL) {
         return;
     }
-    ctx_disconnect(ctx);
-    if (ctx->conn_fd >= 0) {
-        close(ctx->conn_fd);
-    }
+    /* Its owner ends it: no quiesce callback (as the original documents). */
+    (void)ctx_disconnect(ctx, false);
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         unlink(ctx->sock_path);
@@ -371,6 +489,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     dma_free(ctx);
     migration_free(ctx);
     regions_free(ctx);
+    ioeventfd_free(ctx);
     irq_free(ctx);
     pci_free(ctx);
     free(ctx->reply_mem);

@@ -36,7 +36,7 @@ device_quiesce(vfu_ctx_t *ctx)
         return 0;
     }
     errno = 0;
-    if (ctx->quiesce_cb(ctx) == 0) {
+    if (ctx->quiesce_cb(ctx) >= 0) {    /* any value >= 0, as the original */
         ctx->quiesced = true;
         return 0;
     }
@@ -106,5 +106,5 @@ handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,
     }
     pci_reset(ctx);
     irq_reset(ctx);         /* the client sets its eventfds up again */
-    return migration_reset(ctx);    /* RUNNING again, ERROR included */
+    return migration_leave_error(ctx);
 }

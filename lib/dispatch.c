@@ -17,6 +17,7 @@ static handler_fn *const handlers[VFIO_USER_MAX] = {
     [VFIO_USER_DMA_UNMAP]               = handle_dma_unmap,
     [VFIO_USER_DEVICE_GET_INFO]         = handle_device_get_info,
     [VFIO_USER_DEVICE_GET_REGION_INFO]  = handle_region_info,
+    [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = handle_region_io_fds,
     [VFIO_USER_DEVICE_GET_IRQ_INFO]     = handle_irq_info,
     [VFIO_USER_DEVICE_SET_IRQS]         = handle_set_irqs,
     [VFIO_USER_REGION_READ]             = handle_region_read,
@@ -34,6 +35,7 @@ static const char *const cmd_names[VFIO_USER_MAX] = {
     [VFIO_USER_DMA_UNMAP]               = "DMA_UNMAP",
     [VFIO_USER_DEVICE_GET_INFO]         = "DEVICE_GET_INFO",
     [VFIO_USER_DEVICE_GET_REGION_INFO]  = "DEVICE_GET_REGION_INFO",
+    [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
     [VFIO_USER_DEVICE_GET_IRQ_INFO]     = "DEVICE_GET_IRQ_INFO",
     [VFIO_USER_DEVICE_SET_IRQS]         = "DEVICE_SET_IRQS",
     [VFIO_USER_REGION_READ]             = "REGION_READ",
@@ -57,10 +59,10 @@ check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
         return -EINVAL;
     }
     if (msg->oversized) {
-        /* The limit is the receive buffer: the largest request plus slack. */
+        /* The limit is the largest request (or what the buffer holds). */
         vfu_log_err(ctx, "msg%u: size %u exceeds the %zu-byte limit",
-                    hdr->msg_id, hdr->msg_size, ctx->rx.cap);
-        return -E2BIG;
+                    hdr->msg_id, hdr->msg_size, ctx->rx.max_msg);
+        return -EINVAL;
     }
     if (msg->fds_lost || msg->nr_fds > SERVER_MAX_MSG_FDS) {
         vfu_log_err(ctx, "msg%u: more fds than %u", hdr->msg_id,
@@ -166,7 +168,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         reply.iovcnt = 0;
         reply.nr_fds = 0;
     }
-    ret = tran_send(ctx->conn_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
+    ret = tran_send(ctx->out_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
                     reply.nr_fds);
     if (ret < 0) {
         vfu_log_err(ctx, "msg%u: failed to send reply: %s", msg->hdr.msg_id,
@@ -182,9 +184,15 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
     struct tran_msg msg;
     int ret;
 
-    if (ctx == NULL || !ctx->quiesce_pending || quiesce_errno < 0) {
+    if (ctx == NULL || quiesce_errno < 0 ||
+        !(ctx->quiesce_pending || ctx->disconnecting)) {
         errno = EINVAL;
         return -1;
+    }
+    if (ctx->disconnecting) {
+        /* Quiet (or not: the client is gone either way); finish leaving. */
+        (void)ctx_disconnect(ctx, false);
+        return 0;
     }
     msg = ctx->pending_msg;
     ctx->quiesce_pending = false;
@@ -196,13 +204,14 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
                     msg.hdr.msg_id, strerror(quiesce_errno));
         tran_msg_close_fds(&msg);
         ret = tran_hdr_no_reply(&msg.hdr) ? 0 :
-              tran_send_error(ctx->conn_fd, &msg.hdr, quiesce_errno);
+              tran_send_error(ctx->out_fd, &msg.hdr, quiesce_errno);
     }
     free(ctx->pending_data);
     ctx->pending_data = NULL;
     ctx->quiesced = false;
     if (ret == -ENOTCONN || ret == -EPIPE) {
-        ctx->conn_broken = true;    /* vfu_run_ctx() disconnects */
+        /* The client left: tear down now, while the device is still quiet. */
+        (void)ctx_disconnect(ctx, false);
     }
     return 0;
 }
@@ -260,12 +269,16 @@ vfu_run_ctx(vfu_ctx_t *ctx)
         errno = EINVAL;
         return -1;
     }
-    if (!ctx->negotiated) {
-        errno = ENOTCONN;
+    if (ctx->quiesce_pending || ctx->disconnecting) {
+        errno = EBUSY;
         return -1;
     }
-    if (ctx->quiesce_pending) {
-        errno = EBUSY;
+    if (!ctx->realized) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!ctx->negotiated) {
+        errno = ENOTCONN;
         return -1;
     }
     block = !(ctx->flags & LIBVFIO_USER_FLAG_ATTACH_NB);
@@ -281,9 +294,15 @@ vfu_run_ctx(vfu_ctx_t *ctx)
         if (ret < 0 || ctx->conn_broken) {
             break;
         }
-        n = tran_rx_fill(&ctx->rx, ctx->conn_fd, block);
+        /* A signal while we wait for the next message ends the call. */
+        n = tran_rx_fill(&ctx->rx, ctx->conn_fd,
+                         block ? TRAN_RX_BLOCK | TRAN_RX_EINTR : 0);
         if (n == -EAGAIN) {
             return handled;
+        }
+        if (n == -EINTR) {
+            errno = EINTR;
+            return -1;
         }
         if (n < 0) {
             if (n != -ENOTCONN) {
@@ -303,7 +322,6 @@ vfu_run_ctx(vfu_ctx_t *ctx)
             return handled;
         }
     }
-    ctx_disconnect(ctx);
-    errno = ENOTCONN;
+    errno = ctx_disconnect(ctx, true) == -EBUSY ? EBUSY : ENOTCONN;
     return -1;
 }

@@ -85,7 +85,7 @@ refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
     if (tran_hdr_no_reply(&msg->hdr)) {
         return 0;
     }
-    return tran_send_error(ctx->conn_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
+    return tran_send_error(ctx->out_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
 }
 
 /*
@@ -160,32 +160,49 @@ take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
 }
 
 /*
- * Takes what is buffered in @rx: 1 with our reply handled (its result in
- * *result), 0 when more must be received, or -ENOTCONN. Client requests are
- * served (or set aside) as they come; replies that are not ours dropped.
- * @replies_here: our reply comes on this socket; @requests_here: the
+ * A reply: finishes whichever of our waits it answers, the innermost or
+ * one further out (the client may answer in any order); true if it did.
+ */
+static bool
+take_any_reply(vfu_ctx_t *ctx, const struct tran_msg *msg)
+{
+    for (unsigned i = 0; i < ctx->nest_depth; i++) {
+        struct dma_wait *w = ctx->waits[i];
+
+        if (w->done || msg->hdr.msg_id != w->id || msg->hdr.cmd != w->cmd) {
+            continue;
+        }
+        /* Ours, but without the bytes a reply needs: it failed. */
+        w->result = msg->oversized ? -EMSGSIZE :
+                    msg->malformed ? -EPROTO :
+                    take_reply(ctx, msg, w->addr, w->dst, w->count,
+                               w->cmd == VFIO_USER_DMA_WRITE);
+        w->done = true;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Takes what is buffered in @rx until @w is done (1) or more must be
+ * received (0), or -ENOTCONN. Replies finish their waits; client requests
+ * are served (or set aside) as they come; replies to nothing are dropped.
+ * @replies_here: our replies come on this socket; @requests_here: the
  * client's requests do.
  */
 static int
 take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
-              bool requests_here, uint16_t id, uint16_t cmd, uint64_t addr,
-              void *dst, uint32_t count, int *result)
+              bool requests_here, const struct dma_wait *w)
 {
     struct tran_msg msg;
 
-    while (tran_rx_next(rx, &msg) == 1) {
+    while (!w->done && tran_rx_next(rx, &msg) == 1) {
         if (tran_hdr_type(&msg.hdr) == VFIO_USER_F_TYPE_REPLY) {
             tran_msg_close_fds(&msg);
-            if (replies_here && msg.hdr.msg_id == id && msg.hdr.cmd == cmd) {
-                /* Ours, but without the bytes a reply needs: it failed. */
-                *result = msg.oversized ? -EMSGSIZE :
-                          msg.malformed ? -EPROTO :
-                          take_reply(ctx, &msg, addr, dst, count,
-                                     cmd == VFIO_USER_DMA_WRITE);
-                return 1;
+            if (!replies_here || !take_any_reply(ctx, &msg)) {
+                vfu_log_warn(ctx, "dropped a stray reply (msg%u, cmd %u)",
+                             msg.hdr.msg_id, msg.hdr.cmd);
             }
-            vfu_log_warn(ctx, "dropped a stray reply (msg%u, cmd %u)",
-                         msg.hdr.msg_id, msg.hdr.cmd);
         } else if (!requests_here) {
             /* Only our requests' replies belong on the twin socket. */
             vfu_log_err(ctx, "unexpected message on the twin socket");
@@ -194,17 +211,17 @@ take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
             return -ENOTCONN;
         }
     }
-    return 0;
+    return w->done ? 1 : 0;
 }
 
 /*
- * Waits for the reply to our request @id, which comes on the twin socket
- * when there is one, serving what the client sends on the main socket
- * meanwhile. 0 with the reply handled, or -errno.
+ * Waits until @w is answered, on the twin socket when there is one,
+ * serving what the client sends on the main socket meanwhile (which may
+ * answer @w from inside a nested wait). 0 with the reply handled, or
+ * -errno.
  */
 static int
-wait_reply(vfu_ctx_t *ctx, uint16_t id, uint16_t cmd, uint64_t addr,
-           void *dst, uint32_t count)
+wait_reply(vfu_ctx_t *ctx, const struct dma_wait *w)
 {
     bool twin = ctx->twin_fd >= 0;
     int64_t deadline = vfu_now_ms() + DMA_REPLY_TIMEOUT_MS;
@@ -212,23 +229,20 @@ wait_reply(vfu_ctx_t *ctx, uint16_t id, uint16_t cmd, uint64_t addr,
         { .fd = ctx->conn_fd, .events = POLLIN },
         { .fd = ctx->twin_fd, .events = POLLIN },
     };
-    int result = 0;
     int ret;
 
     for (;;) {
-        ret = take_incoming(ctx, &ctx->rx, !twin, true, id, cmd, addr, dst,
-                            count, &result);
+        ret = take_incoming(ctx, &ctx->rx, !twin, true, w);
         if (ret == 0 && twin) {
-            ret = take_incoming(ctx, &ctx->twin_rx, true, false, id, cmd,
-                                addr, dst, count, &result);
+            ret = take_incoming(ctx, &ctx->twin_rx, true, false, w);
         }
         if (ret != 0) {
-            return ret < 0 ? ret : result;
+            return ret < 0 ? ret : w->result;
         }
 
         int left = (int)(deadline - vfu_now_ms());
         if (left <= 0) {
-            vfu_log_err(ctx, "no reply to DMA msg%u in %d ms", id,
+            vfu_log_err(ctx, "no reply to DMA msg%u in %d ms", w->id,
                         DMA_REPLY_TIMEOUT_MS);
             return -ETIMEDOUT;
         }
@@ -239,7 +253,7 @@ wait_reply(vfu_ctx_t *ctx, uint16_t id, uint16_t cmd, uint64_t addr,
         for (int i = 0; ret > 0 && i < 2; i++) {
             if (p[i].revents != 0) {
                 ssize_t n = tran_rx_fill(i == 0 ? &ctx->rx : &ctx->twin_rx,
-                                         p[i].fd, false);
+                                         p[i].fd, 0);
                 if (n < 0 && n != -EAGAIN) {
                     return (int)n;
                 }
@@ -253,7 +267,7 @@ static int
 dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
               bool is_write)
 {
-    int sock = ctx->twin_fd >= 0 ? ctx->twin_fd : ctx->conn_fd;
+    int sock = ctx->twin_fd >= 0 ? ctx->twin_fd : ctx->out_fd;
     uint16_t cmd = is_write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ;
     struct vfio_user_dma_rw rw = { .addr = addr, .count = count };
     struct vfio_user_header hdr;
@@ -268,8 +282,10 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
     if (ret < 0) {
         return ret;
     }
-    ctx->nest_depth++;
-    ret = wait_reply(ctx, id, cmd, addr, buf, count);
+    struct dma_wait w = { .id = id, .cmd = cmd, .addr = addr, .dst = buf,
+                          .count = count };
+    ctx->waits[ctx->nest_depth++] = &w;
+    ret = wait_reply(ctx, &w);
     ctx->nest_depth--;
     return ret;
 }

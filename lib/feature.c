@@ -3,7 +3,7 @@
  * bits, the feature index) and the features behind it. Dirty-page logging
  * (DMA_LOGGING_START / STOP / REPORT) is carried out by dma.c, the
  * migration features (MIGRATION, MIG_DEVICE_STATE, MIG_DATA_SIZE) by
- * migration.c; those a device does not offer are refused with ENOTSUP.
+ * migration.c; those a device does not offer are refused with ENOTTY.
  */
 #include <string.h>
 
@@ -78,15 +78,20 @@ logging_start(vfu_ctx_t *ctx, struct tran_msg *msg,
     return 0;
 }
 
+/*
+ * STOP has no data of its own; clients may send START's control block (or
+ * anything) after the header, as the kernel's uAPI lets them. It is ignored
+ * and the reply is the header alone.
+ */
 static int
 logging_stop(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
 {
-    if (msg->len != FEATURE_HDR) {
+    if (msg->len < FEATURE_HDR) {
         vfu_log_err(ctx, "DMA_LOGGING_STOP: payload of %zu bytes", msg->len);
         return -EINVAL;
     }
     dma_log_stop(ctx);
-    reply_add(reply, msg->payload, msg->len);
+    reply_add(reply, msg->payload, FEATURE_HDR);
     return 0;
 }
 
@@ -125,7 +130,7 @@ logging_report(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (bytes > limit) {
         vfu_log_err(ctx, "DMA_LOGGING_REPORT: a %" PRIu64 "-byte bitmap "
                     "exceeds the transfer limit", bytes);
-        return -E2BIG;
+        return -EINVAL;
     }
     if (req->argsz < msg->len + bytes) {
         vfu_log_err(ctx, "DMA_LOGGING_REPORT: argsz %u, %" PRIu64
@@ -173,8 +178,9 @@ handle_device_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
     feature = req.flags & VFIO_DEVICE_FEATURE_MASK;
     ops = feature_ops(ctx, feature);
     if (ops == 0) {
+        /* As Linux's vfio-pci (and the original) answer. */
         vfu_log_err(ctx, "DEVICE_FEATURE: feature %u not supported", feature);
-        return -ENOTSUP;
+        return -ENOTTY;
     }
     if (want & ~ops) {
         vfu_log_err(ctx, "DEVICE_FEATURE: feature %u has no %s", feature,

@@ -142,7 +142,7 @@ vfu_setup_device_migration_callbacks(vfu_ctx_t *ctx,
 {
     struct vfu_migration *m;
 
-    if (ctx == NULL || callbacks == NULL || ctx->realized ||
+    if (ctx == NULL || callbacks == NULL ||
         callbacks->version != VFU_MIGR_CALLBACKS_VERS ||
         callbacks->transition == NULL || callbacks->read_data == NULL ||
         callbacks->write_data == NULL) {
@@ -153,13 +153,17 @@ vfu_setup_device_migration_callbacks(vfu_ctx_t *ctx,
         errno = EINVAL;
         return -1;
     }
-    m = ctx->migr != NULL ? ctx->migr : calloc(1, sizeof(*m));
+    /* Also after realize (SPDK sets them then); new callbacks keep the state. */
+    m = ctx->migr;
     if (m == NULL) {
-        errno = ENOMEM;
-        return -1;
+        m = calloc(1, sizeof(*m));
+        if (m == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        m->state = VFIO_DEVICE_STATE_RUNNING;
     }
     m->cb = *callbacks;
-    m->state = VFIO_DEVICE_STATE_RUNNING;
     /* read_data is required, so every migratable device can pre-copy. */
     m->flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY;
     ctx->migr = m;
@@ -251,6 +255,15 @@ set_state(vfu_ctx_t *ctx, uint32_t to)
         m->state = path[i];
     }
     return 0;
+}
+
+int
+migration_leave_error(vfu_ctx_t *ctx)
+{
+    if (ctx->migr == NULL || ctx->migr->state != VFIO_DEVICE_STATE_ERROR) {
+        return 0;
+    }
+    return migration_reset(ctx);
 }
 
 int
@@ -355,7 +368,7 @@ migration_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
         return feature_get_reply(ctx, msg, req, &ds, sizeof(ds), reply);
 
     default:
-        return -ENOTSUP;
+        return -ENOTTY;
     }
 }
 
@@ -401,7 +414,7 @@ handle_mig_data_read(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (req.size > data_limit(ctx)) {
         vfu_log_err(ctx, "MIG_DATA_READ: %u bytes exceed the transfer limit",
                     req.size);
-        return -E2BIG;
+        return -EINVAL;
     }
     if (req.argsz < MIG_DATA_HDR + (uint64_t)req.size) {
         vfu_log_err(ctx, "MIG_DATA_READ: argsz %u for %u bytes", req.argsz,
@@ -459,7 +472,7 @@ handle_mig_data_write(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (req.size > data_limit(ctx)) {
         vfu_log_err(ctx, "MIG_DATA_WRITE: %u bytes exceed the transfer limit",
                     req.size);
-        return -E2BIG;
+        return -EINVAL;
     }
     if (msg->len != MIG_DATA_HDR + (size_t)req.size ||
         req.argsz < MIG_DATA_HDR) {

@@ -90,9 +90,10 @@ parse_caps(struct json_object *caps_obj, struct vfu_caps *caps,
         return -EINVAL;
     }
     caps->max_msg_fds = (uint32_t)v;
-    if (get_uint(caps_obj, "max_data_xfer_size", VFU_CAPS_MIN_DATA_XFER,
-                 VFU_CAPS_MAX_DATA_XFER, &caps->max_data_xfer_size) < 0) {
-        *why = "max_data_xfer_size is not an integer in range";
+    /* Any size is honoured: our transfers are split at the smaller one. */
+    if (get_uint(caps_obj, "max_data_xfer_size", 1, INT64_MAX,
+                 &caps->max_data_xfer_size) < 0) {
+        *why = "max_data_xfer_size is not a positive integer";
         return -EINVAL;
     }
     if (get_uint(caps_obj, "max_dma_maps", 1, VFU_CAPS_MAX_DMA_MAPS,
@@ -230,9 +231,12 @@ vfu_version_parse(const void *payload, size_t len, uint16_t *major,
         *why = "version data too long";
         return -E2BIG;
     }
-    if (text[n - 1] == '\0') {
-        n--;
+    /* The spec's version data is a NUL-terminated JSON string. */
+    if (text[n - 1] != '\0') {
+        *why = "version data is not NUL-terminated";
+        return -EINVAL;
     }
+    n--;
     if (memchr(text, '\0', n) != NULL) {
         *why = "NUL inside version data";
         return -EINVAL;

@@ -12,8 +12,6 @@
 
 /* Bounds on what a peer may announce. */
 #define VFU_CAPS_MAX_MSG_FDS        1024
-#define VFU_CAPS_MIN_DATA_XFER      512
-#define VFU_CAPS_MAX_DATA_XFER      (64u * 1024 * 1024)
 #define VFU_CAPS_MAX_DMA_MAPS       (1u << 24)
 #define VFU_CAPS_MAX_JSON           65536
 

@@ -29,6 +29,7 @@
  *   migration.c live migration: the vfio v2 state machine and its paths,
  *               the migration features of DEVICE_FEATURE, MIG_DATA_READ /
  *               MIG_DATA_WRITE
+ *   ioeventfd.c the device's ioeventfds, GET_REGION_IO_FDS
  * Handlers return 0 or -errno and never call back into dispatch.c.
  */
 #ifndef VFU_PRIVATE_H
@@ -52,6 +53,21 @@
 #define MAX_DEFERRED_MSGS       1024
 #define MAX_DEFERRED_BYTES      (4u << 20)
 
+/*
+ * One of our DMA_READ / DMA_WRITE messages awaiting its reply. Waits nest
+ * (a request served during one may start another), and the client may
+ * answer them in any order, so each reply is matched against all of them.
+ */
+struct dma_wait {
+    uint16_t id;
+    uint16_t cmd;
+    uint64_t addr;
+    void *dst;                      /* a DMA_READ's data goes here */
+    uint32_t count;
+    bool done;
+    int result;                     /* once done: 0 or -errno */
+};
+
 /* A client request set aside during a DMA wait, its payload copied. */
 struct deferred_msg {
     struct deferred_msg *next;
@@ -68,6 +84,10 @@ struct deferred_msg {
 #define SERVER_MAX_MSG_SIZE     (sizeof(struct vfio_user_header) + \
                                  sizeof(struct vfio_user_region_access) + \
                                  SERVER_MAX_DATA_XFER)
+/* Largest VERSION: major, minor and the JSON with its NUL. */
+#define VERSION_MAX_MSG_SIZE    (sizeof(struct vfio_user_header) + \
+                                 sizeof(struct vfio_user_version) + \
+                                 VFU_CAPS_MAX_JSON + 1)
 #define REPLY_BUF_OFFSET        (64 - sizeof(struct vfio_user_region_access))
 #define SERVER_RX_BUF_SIZE      (SERVER_MAX_MSG_SIZE + 64 * 1024)
 
@@ -137,7 +157,10 @@ struct vfu_ctx {
     bool realized;
 
     int listen_fd;
-    int conn_fd;                    /* -1 when no client */
+    int conn_fd;                    /* -1 when no client; read from */
+    int out_fd;                     /* written to: conn_fd, or stdout (pipe) */
+    vfu_trans_t trans;
+    bool pipe_used;                 /* VFU_TRANS_PIPE: its one client came */
     bool negotiated;
     struct vfu_caps client_caps;
     struct tran_rx rx;
@@ -165,12 +188,14 @@ struct vfu_ctx {
     vfu_device_quiesce_cb_t *quiesce_cb;
     bool quiesced;                  /* for the request being served */
     bool quiesce_pending;
+    bool disconnecting;             /* the client left; the device quiesces */
     struct tran_msg pending_msg;    /* its payload copied to pending_data */
     uint8_t *pending_data;
 
     /* Server-to-client requests (dma_msg.c). */
     uint16_t next_msg_id;
     unsigned nest_depth;            /* DMA waits in progress */
+    struct dma_wait *waits[MAX_NEST_DEPTH]; /* theirs, outermost first */
     void *nested_reply_mem[MAX_NEST_DEPTH];
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
     struct deferred_msg **deferred_tail;
@@ -185,6 +210,7 @@ struct vfu_ctx {
     struct dma_table *dma;          /* dma.c; NULL until first needed */
     struct vfu_irqs irqs;
     struct vfu_migration *migr;     /* migration.c; NULL: not migratable */
+    struct ioeventfd_table *ioeventfds; /* ioeventfd.c; NULL: none yet */
 
     /* Counters, for tests and benchmarks. */
     uint64_t nr_requests;
@@ -223,7 +249,14 @@ reply_add(struct vfu_reply *reply, void *base, size_t len)
 
 /* ctx.c */
 /* Ends the client connection: reset(LOST_CONN), close fds, listen again. */
-void ctx_disconnect(vfu_ctx_t *ctx);
+/*
+ * The client is gone: the device quiesces (@quiesce_first: not when it is
+ * already quiet, nor when the context is destroyed), then gets
+ * reset(LOST_CONN), then loses its DMA regions; then the connection's
+ * state goes. 0 when done, or -EBUSY when the device quiesces later and
+ * vfu_device_quiesced() is to finish it.
+ */
+int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
 
 /* dispatch.c */
 /*
@@ -440,11 +473,16 @@ int handle_mig_data_read(vfu_ctx_t *ctx, struct tran_msg *msg,
 int handle_mig_data_write(vfu_ctx_t *ctx, struct tran_msg *msg,
                           struct vfu_reply *reply);
 /*
- * Back to RUNNING after a device reset or when the client goes (the
- * transition callback tells the device when it was elsewhere); 0, or the
- * callback's -errno with the state ERROR.
+ * Back to RUNNING when the client goes (the transition callback tells the
+ * device when it was elsewhere); 0, or the callback's -errno with the
+ * state ERROR.
  */
 int migration_reset(vfu_ctx_t *ctx);
+/*
+ * A device reset: the migration state stays (a VMM resets devices while
+ * one is RESUMING), except ERROR, which only a reset leaves (for RUNNING).
+ */
+int migration_leave_error(vfu_ctx_t *ctx);
 void migration_free(vfu_ctx_t *ctx);
 
 /* caps.c */
@@ -468,5 +506,11 @@ const struct vfu_cap *caps_find(vfu_ctx_t *ctx, bool ext, uint16_t id);
 /* Checks what only a complete device can be checked for (MSI-X BARs). */
 int caps_realize(vfu_ctx_t *ctx);
 void caps_free(vfu_ctx_t *ctx);
+
+/* ioeventfd.c */
+int handle_region_io_fds(vfu_ctx_t *ctx, struct tran_msg *msg,
+                         struct vfu_reply *reply);
+/* Closes the library's duplicates of every ioeventfd and shadow file. */
+void ioeventfd_free(vfu_ctx_t *ctx);
 
 #endif /* VFU_PRIVATE_H */

@@ -47,27 +47,41 @@ check_mmap_areas(const struct iovec *areas, uint32_t nr, size_t size)
 
 /* Argument rules of vfu_setup_region(); 0 or -errno. */
 static int
-check_region_args(vfu_ctx_t *ctx, int idx, size_t size, int flags,
+check_region_args(vfu_ctx_t *ctx, int idx, size_t size,
+                  vfu_region_access_cb_t *cb, int flags,
                   const struct iovec *areas, uint32_t nr_areas, int fd,
                   uint64_t offset)
 {
     struct stat st;
+    int ret;
 
     if (idx < 0 || idx >= VFU_PCI_DEV_NUM_REGIONS ||
         (flags & ~VFU_REGION_FLAG_MASK) || fd < -1 ||
         (areas == NULL) != (nr_areas == 0)) {
         return -EINVAL;
     }
+    if (size == 0 && idx != VFU_PCI_DEV_CFG_REGION_IDX) {
+        return 0;               /* clears the region: nothing else counts */
+    }
+    if (!(flags & VFU_REGION_FLAG_RW)) {
+        return -EINVAL;         /* neither readable nor writable */
+    }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
         /* Config space is emulated here and never mapped by the client. */
         if (fd != -1 || areas != NULL ||
             (flags & (VFU_REGION_FLAG_MEM | VFU_REGION_FLAG_64_BITS |
-                      VFU_REGION_FLAG_PREFETCH))) {
+                      VFU_REGION_FLAG_PREFETCH)) ||
+            ((flags & VFU_REGION_FLAG_ALWAYS_CB) && cb == NULL)) {
             return -EINVAL;
         }
         return 0;
     }
-    if (size == 0 || (flags & VFU_REGION_FLAG_ALWAYS_CB)) {
+    /* A BAR decodes a power of two (so does the ROM BAR). */
+    if ((is_bar(idx) || idx == VFU_PCI_DEV_ROM_REGION_IDX) &&
+        (size & (size - 1)) != 0) {
+        return -EINVAL;
+    }
+    if (flags & VFU_REGION_FLAG_ALWAYS_CB) {
         return -EINVAL;
     }
     if ((flags & (VFU_REGION_FLAG_64_BITS | VFU_REGION_FLAG_PREFETCH)) &&
@@ -96,11 +110,42 @@ check_region_args(vfu_ctx_t *ctx, int idx, size_t size, int flags,
     if (fstat(fd, &st) < 0) {
         return -EBADF;
     }
-    if (S_ISREG(st.st_mode) &&
-        (offset > (uint64_t)st.st_size || size > (uint64_t)st.st_size - offset)) {
-        return -EINVAL;         /* the client could not map all of it */
+    ret = check_mmap_areas(areas, nr_areas, size);
+    if (ret < 0 || !S_ISREG(st.st_mode)) {
+        return ret;
     }
-    return check_mmap_areas(areas, nr_areas, size);
+    /*
+     * What the client may map must lie in the file (past its end a mapping
+     * faults): the mmap areas, or the whole region when none are given. The
+     * rest of a larger region is reached through the callback (SPDK's BAR0
+     * is 16 KiB with only its doorbell page in an 8 KiB file).
+     */
+    for (uint32_t i = 0; i < (nr_areas > 0 ? nr_areas : 1); i++) {
+        uint64_t end = nr_areas > 0 ? (uintptr_t)areas[i].iov_base +
+                                      areas[i].iov_len : size;
+        if (offset > (uint64_t)st.st_size ||
+            end > (uint64_t)st.st_size - offset) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Size 0: the region goes, and its BAR (both halves of a 64-bit one) reads 0. */
+static void
+clear_region(vfu_ctx_t *ctx, int idx)
+{
+    struct vfu_region *r = &ctx->regions[idx];
+    bool mem64 = (r->flags & VFU_REGION_FLAG_64_BITS) != 0;
+
+    free(r->mmap_areas);
+    *r = (struct vfu_region){ .fd = -1 };
+    if (idx <= VFU_PCI_DEV_ROM_REGION_IDX) {
+        pci_region_changed(ctx, idx);
+        if (mem64) {
+            pci_region_changed(ctx, idx + 1);
+        }
+    }
 }
 
 VFU_EXPORT int
@@ -117,8 +162,8 @@ vfu_setup_region(vfu_ctx_t *ctx, int idx, size_t size,
         errno = EINVAL;
         return -1;
     }
-    ret = check_region_args(ctx, idx, size, flags, mmap_areas, nr_mmap_areas,
-                            fd, offset);
+    ret = check_region_args(ctx, idx, size, cb, flags, mmap_areas,
+                            nr_mmap_areas, fd, offset);
     if (ret < 0) {
         vfu_log_err(ctx, "region %d: invalid set-up: %s", idx, strerror(-ret));
         errno = -ret;
@@ -133,6 +178,10 @@ vfu_setup_region(vfu_ctx_t *ctx, int idx, size_t size,
     }
 
     r = &ctx->regions[idx];
+    if (size == 0 && idx != VFU_PCI_DEV_CFG_REGION_IDX) {
+        clear_region(ctx, idx);
+        return 0;
+    }
     free(r->mmap_areas);
     r->cb = cb;
     r->flags = flags;
@@ -233,7 +282,7 @@ check_access(vfu_ctx_t *ctx, uint32_t idx, uint64_t offset, uint64_t count,
         return -EINVAL;
     }
     r = &ctx->regions[idx];
-    if (count == 0 || offset > r->size || count > r->size - offset) {
+    if (offset > r->size || count > r->size - offset) {
         vfu_log_err(ctx, "region %u: access %#" PRIx64 "+%" PRIu64
                     " outside its %zu bytes", idx, offset, count, r->size);
         return -EINVAL;
@@ -254,6 +303,9 @@ region_access(vfu_ctx_t *ctx, uint32_t idx, char *buf, size_t count,
     const struct vfu_region *r = &ctx->regions[idx];
     ssize_t ret;
 
+    if (count == 0) {
+        return 0;       /* nothing to move; the device is not asked */
+    }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
         ret = pci_config_access(ctx, buf, count, offset, is_write);
         return ret < 0 ? (int)ret : 0;
@@ -296,7 +348,7 @@ handle_region_read(vfu_ctx_t *ctx, struct tran_msg *msg,
     if (in.count > SERVER_MAX_DATA_XFER) {
         vfu_log_err(ctx, "REGION_READ: %u bytes exceed the transfer limit",
                     in.count);
-        return -E2BIG;
+        return -EINVAL;
     }
     ret = check_access(ctx, in.region, in.offset, in.count, false);
     if (ret == 0) {
@@ -333,7 +385,7 @@ handle_region_write(vfu_ctx_t *ctx, struct tran_msg *msg,
         /* It fits the receive buffer's slack, but we announced the limit. */
         vfu_log_err(ctx, "REGION_WRITE: %u bytes exceed the transfer limit",
                     in.count);
-        return -E2BIG;
+        return -EINVAL;
     }
     ret = check_access(ctx, in.region, in.offset, in.count, true);
     if (ret == 0) {

@@ -7,6 +7,7 @@
  * to the last message that starts inside that read.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@ tran_rx_init(struct tran_rx *rx, size_t cap)
         return -ENOMEM;
     }
     rx->cap = cap;
+    rx->max_msg = SIZE_MAX;
     return 0;
 }
 
@@ -202,12 +204,37 @@ store_fds(struct tran_rx *rx, size_t from, int *fds, size_t nr, bool lost)
 }
 
 /*
+ * One read from a stream that is not a socket (VFU_TRANS_PIPE's standard
+ * input): no fds, and non-blocking only by asking poll() first, since the
+ * fd's flags are shared with whoever else holds it.
+ */
+static ssize_t
+read_pipe(int fd, struct iovec *iov, size_t iovcnt, int flags)
+{
+    ssize_t n;
+
+    if (flags & MSG_DONTWAIT) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 0) == 0) {
+            return -EAGAIN;
+        }
+    }
+    do {
+        n = readv(fd, iov, (int)iovcnt);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return -errno;
+    }
+    return n == 0 ? -ENOTCONN : n;
+}
+
+/*
  * One recvmsg() into @iov; received fds go to @fds (closed beyond
  * TRAN_MAX_FDS). Returns bytes received or -errno (-ENOTCONN at EOF).
  */
 static ssize_t
-recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
-          size_t *nr_fds, bool *ctrunc)
+recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, bool restart,
+          int *fds, size_t *nr_fds, bool *ctrunc)
 {
     union {
         char buf[CMSG_SPACE(TRAN_MAX_FDS * sizeof(int))];
@@ -221,14 +248,21 @@ recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
     mh.msg_control = ctl.buf;
     mh.msg_controllen = sizeof(ctl.buf);
     *nr_fds = 0;
+    *ctrunc = false;
 
     do {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
-    } while (n < 0 && errno == EINTR);
+    } while (n < 0 && errno == EINTR && restart);
 
     if (n < 0) {
         if (errno == EWOULDBLOCK || errno == EAGAIN) {
             return -EAGAIN;
+        }
+        if (errno == EINTR) {
+            return -EINTR;
+        }
+        if (errno == ENOTSOCK) {
+            return read_pipe(sock, iov, iovcnt, flags);
         }
         return (errno == ECONNRESET || errno == EPIPE) ? -ENOTCONN : -errno;
     }
@@ -254,7 +288,7 @@ recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, int *fds,
 }
 
 ssize_t
-tran_rx_fill(struct tran_rx *rx, int sock, bool block)
+tran_rx_fill(struct tran_rx *rx, int sock, unsigned how)
 {
     struct iovec iov;
     int fds[TRAN_MAX_FDS];
@@ -267,8 +301,8 @@ tran_rx_fill(struct tran_rx *rx, int sock, bool block)
     }
     iov.iov_base = rx->buf + rx->end;
     iov.iov_len = rx->cap - rx->end;
-    n = recv_some(sock, &iov, 1, block ? 0 : MSG_DONTWAIT, fds, &nr_fds,
-                  &ctrunc);
+    n = recv_some(sock, &iov, 1, (how & TRAN_RX_BLOCK) ? 0 : MSG_DONTWAIT,
+                  !(how & TRAN_RX_EINTR), fds, &nr_fds, &ctrunc);
     if (n < 0) {
         return n;
     }
@@ -302,7 +336,7 @@ tran_rx_direct(struct tran_rx *rx, int sock,
     compact(rx);
     iov[0] = (struct iovec){ rx->buf, head };
     iov[1] = (struct iovec){ dst, total - head };
-    n = recv_some(sock, iov, 2, 0, fds, &nr_fds, &ctrunc);
+    n = recv_some(sock, iov, 2, 0, true, fds, &nr_fds, &ctrunc);
     if (n < 0) {
         return (int)n;
     }
@@ -338,8 +372,8 @@ tran_rx_direct(struct tran_rx *rx, int sock,
             rest[nv++] = (struct iovec){ (uint8_t *)dst + (got - head),
                                          total - got };
         }
-        ssize_t m = recv_some(sock, rest, nv, MSG_WAITALL, fds, &nr_fds,
-                              &ctrunc);
+        ssize_t m = recv_some(sock, rest, nv, MSG_WAITALL, true, fds,
+                              &nr_fds, &ctrunc);
         if (m < 0) {
             return (int)m;
         }
@@ -405,7 +439,7 @@ tran_rx_next(struct tran_rx *rx, struct tran_msg *msg)
     if (size < HDR_SIZE) {
         msg->malformed = true;
         rx->start += HDR_SIZE;
-    } else if (size > rx->cap) {
+    } else if (size > rx->cap || size > rx->max_msg) {
         size_t drop = avail < size ? avail : size;
         msg->oversized = true;          /* no payload: see tran.h */
         rx->start += drop;
@@ -505,6 +539,13 @@ tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
 
     while (total > 0) {
         ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK) {
+            /* A pipe (VFU_TRANS_PIPE's standard output) carries no fds. */
+            if (mh.msg_control != NULL) {
+                return -EINVAL;
+            }
+            n = writev(sock, mh.msg_iov, (int)mh.msg_iovlen);
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -32,7 +32,8 @@ struct tran_msg {
      * Framing faults: the message cannot be served, only answered with an
      * error. 'malformed' when msg_size is smaller than a header (the 16
      * header bytes are consumed as the message), 'oversized' when it exceeds
-     * the receive buffer (its bytes are skipped as they arrive), 'fds_lost'
+     * max_msg or the receive buffer (its bytes are skipped as they arrive),
+     * 'fds_lost'
      * when the kernel truncated its descriptors. A malformed or oversized
      * message has no payload: payload is NULL and len 0, whatever its
      * header's msg_size announced.
@@ -55,6 +56,12 @@ struct tran_rx {
     size_t start;               /* first unconsumed byte */
     size_t end;                 /* end of received bytes */
     uint64_t skip;              /* bytes of an oversized message still to drop */
+    /*
+     * The largest message the reader accepts (SIZE_MAX: what fits the
+     * buffer). One announcing more is refused on its header, before its
+     * body arrives, and its bytes are skipped as they come.
+     */
+    size_t max_msg;
     struct tran_fd_set fd_sets[TRAN_MAX_FD_SETS];
     size_t nr_fd_sets;
     uint64_t nr_recv;           /* recvmsg calls that returned data (stats) */
@@ -87,12 +94,17 @@ void tran_rx_release(struct tran_rx *rx);
 /* True when bytes of an unfinished message are buffered. */
 bool tran_rx_pending(const struct tran_rx *rx);
 
+/* tran_rx_fill() @how: wait for bytes; and let a signal end the wait. */
+#define TRAN_RX_BLOCK   1u
+#define TRAN_RX_EINTR   2u
+
 /*
  * One recvmsg() into the buffer. Returns the number of bytes received,
- * -EAGAIN when @block is false and nothing is there, -ENOTCONN when the
- * peer closed, or another -errno.
+ * -EAGAIN without TRAN_RX_BLOCK when nothing is there, -EINTR with
+ * TRAN_RX_EINTR when a signal came first, -ENOTCONN when the peer closed,
+ * or another -errno.
  */
-ssize_t tran_rx_fill(struct tran_rx *rx, int sock, bool block);
+ssize_t tran_rx_fill(struct tran_rx *rx, int sock, unsigned how);
 
 /*
  * Takes the next complete message out of the buffer. Returns 1 and fills

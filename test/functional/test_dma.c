@@ -525,14 +525,14 @@ test_map_limit(void **state)
 
 /*
  * A device's max_regions (vfu_setup_device_dma()), set before the client
- * comes: announced in VERSION, and the next DMA_MAP beyond it refused with
- * EINVAL, with or without an fd; the older three-argument call means
- * LIBVFIO_USER_MAX_DMA_REGIONS.
+ * comes: announced in VERSION (as far as the client's proposal goes), and
+ * the next DMA_MAP beyond it refused with EINVAL, with or without an fd;
+ * the older three-argument call means LIBVFIO_USER_MAX_DMA_REGIONS.
  */
 static void
 test_max_regions(void **state)
 {
-    struct test_dev *dev = dev_start(2);
+    struct test_dev *dev = dev_start(3);
     int base = count_open_fds(), memfd = memfd_create("guest", MFD_CLOEXEC);
     struct vfio_user_dma_map m;
     int fds;
@@ -571,11 +571,33 @@ test_max_regions(void **state)
                                  &memfd, 1, NULL, 0, NULL), 0);
     vfu_client_close(c);
 
-    /* The older form, as SPDK and QEMU call it. */
+    /*
+     * The older form, as SPDK and QEMU call it: 10^6. VERSION only lowers
+     * what the client proposed, so a client proposing 10^6 is told so...
+     */
     assert_int_equal(vfu_setup_device_dma(dev->ctx, NULL, NULL), 0);
-    c = client_open(dev);
+    c = vfu_client_connect(dev->sock);
+    assert_non_null(c);
+    set_timeouts(c);
+    assert_int_equal(vfu_client_negotiate(c, "{\"capabilities\":"
+                                             "{\"max_dma_maps\":1000000}}"),
+                     0);
     assert_int_equal(vfu_client_server_info(c)->max_dma_maps,
                      LIBVFIO_USER_MAX_DMA_REGIONS);
+    vfu_client_close(c);
+    /* ...and one proposing the default (65535) may still map more. */
+    c = client_open(dev);
+    set_timeouts(c);
+    assert_int_equal(vfu_client_server_info(c)->max_dma_maps, 65535);
+    for (uint64_t i = 0; i < 65535; i++) {
+        m = mk_map(i * 2 * PG, PG, 0, R);
+        assert_int_equal(vfu_client_send(c, VFIO_USER_DMA_MAP,
+                                         VFIO_USER_F_NO_REPLY, &m, sizeof(m),
+                                         NULL, 0, NULL), 0);
+    }
+    m = mk_map(65535 * 2 * PG, PG, 0, R);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m), NULL,
+                                 0, NULL, 0, NULL), 0);
     vfu_client_close(c);
     dev_join(dev);
     close(memfd);
@@ -1474,16 +1496,16 @@ test_feature_refused(void **state)
     FEAT_ERR(64, START | VFIO_DEVICE_FEATURE_GET, data, start_len, EINVAL);
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_DMA_LOGGING_START, data, start_len,
              EINVAL);                                            /* no op */
-    FEAT_ERR(64, VFIO_DEVICE_FEATURE_GET | 99, NULL, 0, ENOTSUP);
-    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE | 99, NULL, 0, ENOTSUP);
-    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE, NULL, 0, ENOTSUP);   /* index 0 */
+    FEAT_ERR(64, VFIO_DEVICE_FEATURE_GET | 99, NULL, 0, ENOTTY);
+    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE | 99, NULL, 0, ENOTTY);
+    FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE, NULL, 0, ENOTTY);   /* index 0 */
     /* Migration: not yet. */
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
-             NULL, 0, ENOTSUP);
+             NULL, 0, ENOTTY);
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_MIGRATION,
-             NULL, 0, ENOTSUP);
+             NULL, 0, ENOTTY);
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_SET |
-             VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, data, 8, ENOTSUP);
+             VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, data, 8, ENOTTY);
     /* An operation the feature does not have. */
     FEAT_ERR(64, VFIO_DEVICE_FEATURE_DMA_LOGGING_START |
              VFIO_DEVICE_FEATURE_GET, data, start_len, EINVAL);
@@ -1533,8 +1555,9 @@ test_feature_refused(void **state)
     memcpy(data, &ctl, sizeof(ctl));
     FEAT_ERR(64, START, data, start_len, E2BIG);
 
-    /* STOP carries nothing. */
-    FEAT_ERR(64, STOP, data, 8, EINVAL);
+    /* STOP needs nothing, and takes what follows the header (START's data). */
+    FEAT_ERR(64, STOP, data, 8, 0);
+    FEAT_ERR(64, STOP, data, start_len, 0);
 
     /* REPORT: only while logging; then sizes, page size, argsz, limit. */
     FEAT_ERR(64, REPORT, &report, sizeof(report), EINVAL);
@@ -1564,7 +1587,7 @@ test_feature_refused(void **state)
     /* 2^33 bits: a 1 GiB bitmap is beyond the transfer limit. */
     bad = report;
     bad.length = 1ull << 45;
-    FEAT_ERR(UINT32_MAX, REPORT, &bad, sizeof(bad), E2BIG);
+    FEAT_ERR(UINT32_MAX, REPORT, &bad, sizeof(bad), EINVAL);
     /* The largest that fits: 1 MiB of bitmap. */
     bad.length = (1ull << 23) * PG;
     uint64_t *big = malloc(1 << 20);

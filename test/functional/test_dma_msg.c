@@ -732,12 +732,12 @@ send_kind(struct fx *f, enum req_kind kind)
         break;
     case REQ_OVERSIZED:
         h.msg_size = sizeof(h) + OVERSIZED_LEN;
-        s.err = E2BIG;
+        s.err = EINVAL;
         len = OVERSIZED_LEN;
         break;
     case REQ_HUGE:
         h.msg_size = 0xcb000000u;       /* 3.4 GB, never sent */
-        s.err = E2BIG;
+        s.err = EINVAL;
         break;
     case REQ_BIG_WRITE:
         /* Valid framing; BAR0 is too small for it, so served it fails. */
@@ -975,7 +975,7 @@ test_faulty_set_aside_at_depth_limit(void **state)
 
 /*
  * A request announcing 3.4 GB with nothing behind it, on each path, the
- * DMA replies coming on the twin socket: answered E2BIG in its turn, no
+ * DMA replies coming on the twin socket: answered EINVAL in its turn, no
  * allocation of its size, and the DMA completes. The main socket then
  * belongs to that request's body, so it comes last.
  */
@@ -1063,6 +1063,79 @@ test_set_aside_is_bounded(void **state)
     stop(f);
 }
 
+/*
+ * Replies matched at every depth: a doorbell's DMA_READ is out, a second
+ * doorbell served meanwhile sends a DMA_WRITE, and the client answers them
+ * in the order they came. The inner wait must not drop the outer's reply
+ * (it used to: the outer transfer then failed after 20 s).
+ */
+static void
+test_outer_reply_first(void **state)
+{
+    struct fx *f = start(NULL);
+    struct vfio_user_header h1, h2;
+    struct vfio_user_dma_rw r1, r2;
+    (void)state;
+
+    map_no_fd(f, BUF_IOVA, BUF_SIZE);
+    for (size_t i = 0; i < 512; i++) {
+        f->data[i] = (uint8_t)(i ^ 0x5a);
+    }
+    ring(f, REG_DOORBELL, 1024);
+    next_request(f, -1, &h1, &r1, NULL, 0);
+    assert_int_equal(h1.cmd, VFIO_USER_DMA_READ);
+    ring(f, REG_WRBELL, 512);
+    next_request(f, -1, &h2, &r2, f->guest, BUF_SIZE);
+    assert_int_equal(h2.cmd, VFIO_USER_DMA_WRITE);
+    answer(f, -1, &h1, &r1, 0);             /* the outer one first */
+    answer(f, -1, &h2, &r2, 0);
+    wait_transfers(f, 2);
+    assert_int_equal(result(f), 0);
+    stop(f);
+}
+
+/*
+ * Four waits deep, reads and writes alternating, answered in several
+ * orders, on the one socket and on the twin socket: every transfer
+ * completes with the right data, whatever the order.
+ */
+static void
+test_nested_replies_any_order(void **state)
+{
+    static const int orders[][4] = {
+        { 0, 1, 2, 3 }, { 3, 2, 1, 0 }, { 1, 3, 0, 2 }, { 2, 0, 3, 1 },
+    };
+    (void)state;
+    for (int twin_mode = 0; twin_mode < 2; twin_mode++) {
+        for (size_t o = 0; o < sizeof(orders) / sizeof(orders[0]); o++) {
+            struct fx *f = start(twin_mode ? (const char *)-1 : NULL);
+            int twin = twin_mode ? open_twin(f) : -1;
+            struct vfio_user_header hdr[4];
+            struct vfio_user_dma_rw rw[4];
+            static uint8_t written[4][BUF_SIZE];
+
+            map_no_fd(f, BUF_IOVA, BUF_SIZE);
+            for (int i = 0; i < 4; i++) {
+                bool wr = i % 2 == 1;
+                ring(f, wr ? REG_WRBELL : REG_DOORBELL, 256u * (unsigned)(i + 1));
+                next_request(f, twin, &hdr[i], &rw[i], written[i], BUF_SIZE);
+                assert_int_equal(hdr[i].cmd, wr ? VFIO_USER_DMA_WRITE
+                                                 : VFIO_USER_DMA_READ);
+                assert_int_equal(rw[i].count, 256u * (unsigned)(i + 1));
+            }
+            for (int k = 0; k < 4; k++) {
+                int i = orders[o][k];
+                answer(f, twin, &hdr[i], &rw[i], 0);
+            }
+            wait_transfers(f, 4);
+            if (twin >= 0) {
+                close(twin);
+            }
+            stop(f);
+        }
+    }
+}
+
 /* Our own DMA reply, oversized or short: the transfer fails at once. */
 static void
 test_faulty_dma_reply(void **state)
@@ -1115,6 +1188,8 @@ main(void)
         cmocka_unit_test(test_huge_request_each_path),
         cmocka_unit_test(test_set_aside_is_bounded),
         cmocka_unit_test(test_faulty_dma_reply),
+        cmocka_unit_test(test_outer_reply_first),
+        cmocka_unit_test(test_nested_replies_any_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

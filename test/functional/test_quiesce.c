@@ -31,19 +31,38 @@ struct fx {
     int resets[3];
     bool quiet_at_reset;        /* the device was quiet when reset ran */
     bool quiet;
+    int quiesce_return;         /* what a successful callback returns */
+    char events[64];            /* Q quiesce, L reset(LOST_CONN), U unmap */
+    size_t nr_events;
 };
+
+static void
+event(struct fx *f, char e)
+{
+    if (f->nr_events < sizeof(f->events) - 1) {
+        f->events[f->nr_events++] = e;
+    }
+}
 
 static int
 quiesce_cb(vfu_ctx_t *ctx)
 {
     struct fx *f = vfu_get_private(ctx);
     f->quiesce_calls++;
+    event(f, 'Q');
     if (f->quiesce_answer != 0) {
         errno = f->quiesce_answer;
         return -1;
     }
     f->quiet = true;
-    return 0;
+    return f->quiesce_return;
+}
+
+static void
+dma_unregister_cb(vfu_ctx_t *ctx, vfu_dma_info_t *info)
+{
+    (void)info;
+    event(vfu_get_private(ctx), 'U');
 }
 
 static int
@@ -52,6 +71,9 @@ reset_cb(vfu_ctx_t *ctx, vfu_reset_type_t type)
     struct fx *f = vfu_get_private(ctx);
     f->resets[type]++;
     f->quiet_at_reset = f->quiet;
+    if (type == VFU_RESET_LOST_CONN) {
+        event(f, 'L');
+    }
     return 0;
 }
 
@@ -75,6 +97,8 @@ setup(void **state)
     assert_true(vfu_pci_add_capability(f->ctx, 0, 0, &px) > 0);
     vfu_setup_device_quiesce_cb(f->ctx, quiesce_cb);
     assert_int_equal(vfu_setup_device_reset_cb(f->ctx, reset_cb), 0);
+    assert_int_equal(vfu_setup_device_dma(f->ctx, 16, NULL, dma_unregister_cb),
+                     0);
     assert_int_equal(vfu_realize_ctx(f->ctx), 0);
 
     f->c = vfu_client_connect(f->sock);
@@ -258,6 +282,131 @@ test_disconnect_while_pending(void **state)
     f->c = vfu_client_connect(f->sock);                     /* for teardown */
 }
 
+/* Two regions of client memory (no fds), for unregister callbacks. */
+static void
+map_two(struct fx *f)
+{
+    for (uint64_t i = 0; i < 2; i++) {
+        struct vfio_user_dma_map m = {
+            .argsz = sizeof(m), .addr = (i + 1) << 20, .size = 4096,
+            .flags = VFIO_USER_F_DMA_REGION_READ };
+        uint16_t id;
+        assert_int_equal(vfu_client_send(f->c, VFIO_USER_DMA_MAP, 0, &m,
+                                         sizeof(m), NULL, 0, &id), 0);
+        assert_int_equal(run(f), 0);
+        expect_reply(f, id, 0);
+    }
+    f->nr_events = 0;
+    f->quiesce_calls = 0;
+    f->quiet = false;
+    memset(f->events, 0, sizeof(f->events));
+}
+
+/* The client leaves: quiesce, then reset(LOST_CONN), then unmap. */
+static void
+test_lost_conn_order(void **state)
+{
+    struct fx *f = *state;
+
+    map_two(f);
+    vfu_client_close(f->c);
+    f->c = NULL;
+    assert_int_equal(run(f), -1);
+    assert_int_equal(errno, ENOTCONN);
+    assert_string_equal(f->events, "QLUU");
+    assert_true(f->quiet_at_reset);
+    f->c = vfu_client_connect(f->sock);                     /* for teardown */
+}
+
+/* ...and when the device quiesces later, nothing happens until it has. */
+static void
+test_lost_conn_async_quiesce(void **state)
+{
+    struct fx *f = *state;
+
+    map_two(f);
+    f->quiesce_answer = EBUSY;
+    vfu_client_close(f->c);
+    f->c = NULL;
+    assert_int_equal(run(f), -1);
+    assert_int_equal(errno, EBUSY);
+    assert_int_equal(vfu_run_ctx(f->ctx), -1);
+    assert_int_equal(errno, EBUSY);
+    assert_string_equal(f->events, "Q");
+    f->quiet = true;
+    assert_int_equal(vfu_device_quiesced(f->ctx, 0), 0);
+    assert_string_equal(f->events, "QLUU");
+    assert_true(f->quiet_at_reset);
+    assert_int_equal(vfu_run_ctx(f->ctx), -1);
+    assert_int_equal(errno, ENOTCONN);
+    assert_int_equal(vfu_device_quiesced(f->ctx, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    f->c = vfu_client_connect(f->sock);
+}
+
+/*
+ * A request waits for the quiesce; the client leaves; the request's reply
+ * fails inside vfu_device_quiesced(): the teardown happens there, with the
+ * device still quiet (no second quiesce).
+ */
+static void
+test_reply_fails_while_quiesced(void **state)
+{
+    struct fx *f = *state;
+    struct vfio_user_dma_unmap u = {
+        .argsz = sizeof(u), .addr = 1 << 20, .size = 4096 };
+    uint16_t id;
+
+    map_two(f);
+    f->quiesce_answer = EBUSY;
+    assert_int_equal(vfu_client_send(f->c, VFIO_USER_DMA_UNMAP, 0, &u,
+                                     sizeof(u), NULL, 0, &id), 0);
+    assert_int_equal(run(f), -1);
+    assert_int_equal(errno, EBUSY);
+    vfu_client_close(f->c);
+    f->c = NULL;
+    f->quiet = true;
+    assert_int_equal(vfu_device_quiesced(f->ctx, 0), 0);
+    assert_string_equal(f->events, "QULU");     /* the unmap, then leaving */
+    assert_int_equal(f->quiesce_calls, 1);
+    assert_true(f->quiet_at_reset);
+    assert_int_equal(vfu_run_ctx(f->ctx), -1);
+    assert_int_equal(errno, ENOTCONN);
+    f->c = vfu_client_connect(f->sock);
+}
+
+/*
+ * Destroying the context with a client attached: reset(LOST_CONN) and the
+ * unmapping, but no quiesce callback (as the original documents).
+ */
+static void
+test_destroy_does_not_quiesce(void **state)
+{
+    struct fx *f = *state;
+
+    map_two(f);
+    vfu_destroy_ctx(f->ctx);
+    assert_string_equal(f->events, "LUU");
+    assert_int_equal(f->quiesce_calls, 0);
+    /* For teardown: a context of the same shape, never attached. */
+    f->ctx = vfu_create_ctx(VFU_TRANS_SOCK, f->sock, 0, f, VFU_DEV_TYPE_PCI);
+    assert_non_null(f->ctx);
+}
+
+/* A quiesce callback that returns a positive value has quiesced. */
+static void
+test_quiesce_positive(void **state)
+{
+    struct fx *f = *state;
+    uint16_t id;
+
+    f->quiesce_return = 1;
+    send_reset(f, &id);
+    assert_int_equal(run(f), 0);
+    expect_reply(f, id, 0);
+    assert_int_equal(f->resets[VFU_RESET_DEVICE], 1);
+}
+
 int
 main(void)
 {
@@ -267,6 +416,15 @@ main(void)
         cmocka_unit_test_setup_teardown(test_quiesce_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flr_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_while_pending, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lost_conn_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_conn_async_quiesce, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reply_fails_while_quiesced,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quiesce_positive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_does_not_quiesce, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,7 +65,14 @@ server_start(struct server *s, char *const argv[])
         usleep(10000);
     }
     assert_int_equal(stat(s->sock, &sb), 0);
-    s->c = vfu_client_connect(s->sock);
+    /* The file appears at bind(); connecting fails until listen(). */
+    for (i = 0; i < 500; i++) {
+        s->c = vfu_client_connect(s->sock);
+        if (s->c != NULL || errno != ECONNREFUSED) {
+            break;
+        }
+        usleep(10000);
+    }
     assert_non_null(s->c);
     assert_int_equal(vfu_client_negotiate(s->c, NULL), 0);
     assert_int_equal(setsockopt(vfu_client_fd(s->c), SOL_SOCKET, SO_RCVTIMEO,

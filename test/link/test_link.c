@@ -15,7 +15,8 @@ static const struct { const char *name; fn_t fn; } calls[] = {
     FN(vfu_create_ctx), FN(vfu_realize_ctx), FN(vfu_attach_ctx),
     FN(vfu_get_poll_fd), FN(vfu_run_ctx), FN(vfu_destroy_ctx),
     FN(vfu_get_private), FN(vfu_setup_log), FN(vfu_log),
-    FN(vfu_setup_region), FN(vfu_setup_device_reset_cb),
+    FN(vfu_setup_region), FN(vfu_create_ioeventfd),
+    FN(vfu_setup_device_reset_cb),
     FN(vfu_setup_device_quiesce_cb), FN(vfu_device_quiesced),
     FN(vfu_sgl_read), FN(vfu_sgl_write),
     FN(vfu_pci_init), FN(vfu_pci_set_id), FN(vfu_pci_set_class),
@@ -42,6 +43,9 @@ static const struct { const char *name; fn_t fn; } calls[] = {
     FN(vfu_client_mig_state_set), FN(vfu_client_mig_read),
     FN(vfu_client_mig_write), FN(vfu_client_mig_data_size),
     FN(vfu_client_migrate),
+    FN(vfu_client_region_io_fds), FN(vfu_client_ioeventfds_free),
+    FN(vfu_client_ioeventfds_install), FN(vfu_client_ioeventfds_remove),
+    FN(vfu_client_doorbell),
 };
 
 int

@@ -71,7 +71,7 @@ static void
 next_msg(struct fixture *f, struct tran_msg *msg)
 {
     while (tran_rx_next(&f->rx, msg) == 0) {
-        assert_true(tran_rx_fill(&f->rx, f->sv[1], true) > 0);
+        assert_true(tran_rx_fill(&f->rx, f->sv[1], TRAN_RX_BLOCK) > 0);
     }
 }
 
@@ -85,7 +85,7 @@ test_two_messages_one_read(void **state)
     n += make_msg(buf + n, 2, 10, 20, 0xbb);
 
     write_all(f->sv[0], buf, n);
-    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], true), (ssize_t)n);
+    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], TRAN_RX_BLOCK), (ssize_t)n);
     assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
     assert_int_equal(msg.hdr.msg_id, 1);
     assert_int_equal(msg.len, 16);
@@ -109,7 +109,7 @@ test_message_split_bytewise(void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(tran_rx_next(&f->rx, &msg), 0);
         write_all(f->sv[0], buf + i, 1);
-        assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], true), 1);
+        assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], TRAN_RX_BLOCK), 1);
     }
     assert_int_equal(tran_rx_next(&f->rx, &msg), 1);
     assert_int_equal(msg.hdr.msg_id, 7);
@@ -234,10 +234,10 @@ static void
 test_eof_and_nonblocking(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], false), -EAGAIN);
+    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], 0), -EAGAIN);
     close(f->sv[0]);
     f->sv[0] = open("/dev/null", O_RDONLY);
-    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], true), -ENOTCONN);
+    assert_int_equal(tran_rx_fill(&f->rx, f->sv[1], TRAN_RX_BLOCK), -ENOTCONN);
 }
 
 static void
