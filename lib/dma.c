@@ -291,7 +291,8 @@ map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
 {
     const struct dma_table *t = ctx->dma;
 
-    if ((file_io && fd < 0) || size == 0 || prot == 0 || (prot & ~(PROT_READ | PROT_WRITE)) ||
+    if ((file_io && fd < 0) || size == 0 || prot == 0 ||
+        (prot & ~(PROT_READ | PROT_WRITE)) ||
         iova % SERVER_DMA_PGSIZE != 0 || size % SERVER_DMA_PGSIZE != 0 ||
         size > UINT64_MAX - iova) {
         return -EINVAL;
@@ -589,7 +590,8 @@ handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
     }
     memcpy(&m, msg->payload, sizeof(m));
     fd = msg->nr_fds == 1 ? msg->fds[0] : -1;
-    if (m.argsz < sizeof(m) || msg->nr_fds > 1 || (m.flags & ~MAP_FLAGS_KNOWN) ||
+    if (m.argsz < sizeof(m) || msg->nr_fds > 1 ||
+        (m.flags & ~MAP_FLAGS_KNOWN) ||
         (m.flags & MAP_FLAGS_FD) == MAP_FLAGS_FD ||
         ((m.flags & MAP_FLAGS_FD) && fd < 0)) {
         vfu_log_err(ctx, "DMA_MAP: argsz %u, flags %#x, %zu fds", m.argsz,
