@@ -2,10 +2,15 @@
  * vfu-dma-bench: what DMA costs in libvfio-user, measured in one run.
  *
  * lookup  ns per vfu_addr_to_sgl() of 64 bytes at a random mapped address,
- *         with 1, 64, 4096 and 65535 regions mapped, against a plain
+ *         with 1, 64, 4096, 65535 and 10^6 regions mapped, against a plain
  *         binary search over the same regions' start addresses (the least
  *         work a lookup can do). The device runs both loops in its BAR0
  *         callback, on the server's thread, over the same addresses.
+ * map     the time to map 10^6 one-page regions (posted DMA_MAPs, then one
+ *         request with a reply) in ascending, descending and random order,
+ *         and to drop them with one DMA_UNMAP, against the same messages
+ *         sent over a socketpair to a thread that only parses them (the
+ *         raw AF_UNIX cost of the stream).
  * msg     DMA by message: the device reads (vfu_sgl_read) or writes
  *         (vfu_sgl_write) 4 KiB or 64 KiB of memory the client registered
  *         without an fd; libvfio-user-client answers each DMA_READ /
@@ -23,9 +28,12 @@
  * Nothing is enforced: a benchmark reports; it fails only when it cannot
  * run.
  *
- *   vfu-dma-bench [-q] [-r ROUNDS]
- *     -q  quick: 10x fewer lookups and transfers (CI smoke test)
- *     -r  rounds per test (default 7)
+ *   vfu-dma-bench [-q] [-r ROUNDS] [-m REGIONS]
+ *     -q  quick: 10x fewer lookups and transfers, 65535 regions at most,
+ *         one round of maps (CI smoke test)
+ *     -r  rounds per test (default 7; the map test runs at most 3)
+ *     -m  regions for the map test and the largest lookup test (default
+ *         1000000, LIBVFIO_USER_MAX_DMA_REGIONS)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -433,35 +441,219 @@ median(double *v, int n, double *lo, double *hi)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Maps @nr one-page regions (posted, without fds) after dropping all. */
+/* The order the map test makes its DMA_MAPs in. */
+enum { ORDER_UP, ORDER_DOWN, ORDER_RANDOM, NR_ORDERS };
+static const char *const order_names[NR_ORDERS] = {
+    "ascending", "descending", "random",
+};
+
+/* Region @i of the layout the lookups use: one page at every other page. */
+static struct vfio_user_dma_map
+region_map(uint64_t i)
+{
+    return (struct vfio_user_dma_map){
+        .argsz = sizeof(struct vfio_user_dma_map),
+        .flags = VFIO_USER_F_DMA_REGION_READ, .addr = i * 2 * PG, .size = PG,
+    };
+}
+
+/* @nr region numbers in @order (the random one fixed by its seed). */
+static uint32_t *
+make_order(uint64_t nr, int order)
+{
+    uint32_t *v = malloc(nr * sizeof(*v));
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+
+    if (v == NULL) {
+        die("malloc");
+    }
+    for (uint64_t i = 0; i < nr; i++) {
+        v[i] = (uint32_t)(order == ORDER_DOWN ? nr - 1 - i : i);
+    }
+    for (uint64_t i = nr; order == ORDER_RANDOM && i > 1; i--) {
+        uint64_t j;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        j = x % i;
+        uint32_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+    return v;
+}
+
+/* A request with a reply: every posted request before it is done. */
 static void
-map_regions(vfu_client_t *c, uint64_t nr)
+lib_sync(vfu_client_t *c)
 {
     uint32_t ids;
 
-    if (vfu_client_dma_unmap(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL) < 0) {
-        die("unmap all");
-    }
-    for (uint64_t i = 0; i < nr; i++) {
-        struct vfio_user_dma_map m = {
-            .argsz = sizeof(m), .flags = VFIO_USER_F_DMA_REGION_READ,
-            .addr = i * 2 * PG, .size = PG,
-        };
-        if (vfu_client_send(c, VFIO_USER_DMA_MAP, VFIO_USER_F_NO_REPLY, &m,
-                            sizeof(m), NULL, 0, NULL) < 0) {
-            die("DMA_MAP");
-        }
-    }
-    /* A request with a reply: every map before it is done. */
     if (vfu_client_region_read(c, VFU_PCI_DEV_CFG_REGION_IDX, 0, &ids, 4) < 0) {
         die("config read");
     }
 }
 
+/* Drops every region; returns the ns it took. */
+static double
+unmap_all(vfu_client_t *c)
+{
+    double t0 = now_ns();
+
+    if (vfu_client_dma_unmap(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL) < 0) {
+        die("unmap all");
+    }
+    return now_ns() - t0;
+}
+
+/*
+ * Maps the regions @order names (@nr of them, posted, without fds) into an
+ * empty table; returns the ns from the first DMA_MAP to the reply that
+ * follows the last.
+ */
+static double
+map_regions(vfu_client_t *c, const uint32_t *order, uint64_t nr)
+{
+    double t0 = now_ns();
+
+    for (uint64_t i = 0; i < nr; i++) {
+        struct vfio_user_dma_map m = region_map(order[i]);
+        if (vfu_client_send(c, VFIO_USER_DMA_MAP, VFIO_USER_F_NO_REPLY, &m,
+                            sizeof(m), NULL, 0, NULL) < 0) {
+            die("DMA_MAP");
+        }
+    }
+    lib_sync(c);
+    return now_ns() - t0;
+}
+
+/* Maps regions 0..@nr-1 upwards after dropping all (the lookup tests). */
+static void
+map_ascending(vfu_client_t *c, uint64_t nr)
+{
+    uint32_t *order = make_order(nr, ORDER_UP);
+
+    unmap_all(c);
+    map_regions(c, order, nr);
+    free(order);
+}
+
+/*
+ * The raw side of the map test: a thread that parses a stream of messages
+ * as the server's receive path would (one recv() takes what has arrived)
+ * and answers only those that want a reply; a header without payload and
+ * command 0 ends it.
+ */
+static void *
+serve_raw_maps(void *arg)
+{
+    int fd = *(int *)arg;
+    struct rawbuf rb = { .buf = malloc(2 * MSG_MAX), .cap = 2 * MSG_MAX };
+    uint64_t sum = 0;
+
+    if (rb.buf == NULL) {
+        die("malloc");
+    }
+    for (;;) {
+        const uint8_t *m = raw_next(&rb, fd);
+        struct vfio_user_header h;
+        struct vfio_user_dma_map map;
+
+        memcpy(&h, m, HDR);
+        if (h.cmd == 0) {
+            break;
+        }
+        if (h.cmd == VFIO_USER_DMA_MAP && h.msg_size == HDR + sizeof(map)) {
+            memcpy(&map, m + HDR, sizeof(map));
+            sum += map.addr;
+        }
+        if (!(h.flags & VFIO_USER_F_NO_REPLY)) {
+            raw_send(fd, h.cmd, VFIO_USER_F_TYPE_REPLY, NULL, 0);
+        }
+    }
+    free(rb.buf);
+    return (void *)(uintptr_t)(sum & 1);
+}
+
+/* The same stream as map_regions() over the raw socketpair. */
+static double
+raw_maps(int fd, struct rawbuf *rb, const uint32_t *order, uint64_t nr)
+{
+    double t0 = now_ns();
+
+    for (uint64_t i = 0; i < nr; i++) {
+        struct vfio_user_dma_map m = region_map(order[i]);
+        struct iovec iov = { &m, sizeof(m) };
+        raw_send(fd, VFIO_USER_DMA_MAP,
+                 VFIO_USER_F_TYPE_COMMAND | VFIO_USER_F_NO_REPLY, &iov, 1);
+    }
+    raw_send(fd, VFIO_USER_REGION_READ, VFIO_USER_F_TYPE_COMMAND, NULL, 0);
+    (void)raw_next(rb, fd);
+    return now_ns() - t0;
+}
+
+/*
+ * Maps @nr regions in each order, then drops them, library and raw
+ * alternately over @rounds rounds; prints the medians.
+ */
+static void
+map_test(vfu_client_t *c, uint64_t nr, int rounds)
+{
+    double lib[MAX_ROUNDS], raw[MAX_ROUNDS], rat[MAX_ROUNDS], drop[MAX_ROUNDS];
+    struct rawbuf rb = { .buf = malloc(2 * MSG_MAX), .cap = 2 * MSG_MAX };
+    pthread_t thread;
+    int sv[2];
+
+    if (rb.buf == NULL || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ||
+        pthread_create(&thread, NULL, serve_raw_maps, &sv[1]) != 0) {
+        die("raw map set-up");
+    }
+    printf("\nDMA_MAP of %" PRIu64 " one-page regions (posted, then one request"
+           " with a reply),\nand DMA_UNMAP of all; raw: the same messages "
+           "parsed by a thread;\nmedian of %d rounds\n\n", nr, rounds);
+    printf("  %-11s %10s %10s %10s %10s   %s\n", "order", "library", "raw",
+           "per map", "unmap all", "ratio (middle half)");
+    unmap_all(c);
+    for (int o = 0; o < NR_ORDERS; o++) {
+        uint32_t *order = make_order(nr, o);
+        double lo, hi;
+
+        for (int r = 0; r < rounds; r++) {
+            for (int k = 0; k < 2; k++) {
+                if ((r + k) % 2 == 0) {
+                    lib[r] = map_regions(c, order, nr);
+                    drop[r] = unmap_all(c);
+                } else {
+                    raw[r] = raw_maps(sv[0], &rb, order, nr);
+                }
+            }
+            rat[r] = lib[r] / raw[r];
+        }
+        double ml = median(lib, rounds, &lo, &hi);
+        double mr = median(raw, rounds, &lo, &hi);
+        double md = median(drop, rounds, &lo, &hi);
+        double mq = median(rat, rounds, &lo, &hi);
+        printf("  %-11s %8.3f s %8.3f s %7.2f us %8.3f s   %5.2fx (%.2f-%.2f)\n",
+               order_names[o], ml / 1e9, mr / 1e9, ml / 1e3 / (double)nr,
+               md / 1e9, mq, lo, hi);
+        fflush(stdout);
+        free(order);
+    }
+    struct vfio_user_header quit = { .msg_size = HDR };
+    if (send(sv[0], &quit, HDR, MSG_NOSIGNAL) != (ssize_t)HDR) {
+        die("raw quit");
+    }
+    pthread_join(thread, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    free(rb.buf);
+}
+
 int
 main(int argc, char *argv[])
 {
-    static const uint64_t nr_regions[] = { 1, 64, 4096, 65535 };
+    /* The last is -m's (10^6 by default), when above 65535. */
+    uint64_t nr_regions[] = { 1, 64, 4096, 65535, 0 };
     /*
      * Transfers in batches, each started by one request (a BAR write, or
      * the raw "go"): a request's DMA by message must stay within the few
@@ -479,7 +671,7 @@ main(int argc, char *argv[])
     };
     char dir[] = "/tmp/vfu-dma-bench.XXXXXX", sock[64];
     double lib[MAX_ROUNDS], raw[MAX_ROUNDS], rat[MAX_ROUNDS], lo, hi;
-    uint64_t lookups = 2000000, scale = 1;
+    uint64_t lookups = 2000000, scale = 1, max_regions = 0;
     struct dev *d = calloc(1, sizeof(*d));
     struct rawbuf rb = { .buf = malloc(2 * MSG_MAX), .cap = 2 * MSG_MAX };
     uint8_t *mem = aligned_alloc(PG, MSG_MAX);
@@ -487,19 +679,29 @@ main(int argc, char *argv[])
     pthread_t server, raw_server;
     vfu_client_t *c;
 
-    while ((opt = getopt(argc, argv, "qr:")) != -1) {
+    while ((opt = getopt(argc, argv, "qr:m:")) != -1) {
         if (opt == 'q') {
             scale = 10;
         } else if (opt == 'r') {
             rounds = atoi(optarg);
+        } else if (opt == 'm') {
+            max_regions = strtoull(optarg, NULL, 0);
         } else {
-            fprintf(stderr, "usage: vfu-dma-bench [-q] [-r ROUNDS]\n");
+            fprintf(stderr, "usage: vfu-dma-bench [-q] [-r ROUNDS] "
+                    "[-m REGIONS]\n");
             return 2;
         }
     }
     if (rounds < 1 || rounds > MAX_ROUNDS) {
         rounds = 7;
     }
+    if (max_regions == 0) {
+        max_regions = scale > 1 ? 65535 : LIBVFIO_USER_MAX_DMA_REGIONS;
+    }
+    if (max_regions > LIBVFIO_USER_MAX_DMA_REGIONS) {
+        max_regions = LIBVFIO_USER_MAX_DMA_REGIONS;
+    }
+    nr_regions[4] = max_regions > 65535 ? max_regions : 0;
     if (d == NULL || rb.buf == NULL || mem == NULL || mkdtemp(dir) == NULL) {
         die("set-up");
     }
@@ -512,7 +714,11 @@ main(int argc, char *argv[])
         vfu_setup_region(d->ctx, VFU_PCI_DEV_BAR0_REGION_IDX, PG, bar0,
                          VFU_REGION_FLAG_RW | VFU_REGION_FLAG_MEM, NULL, 0,
                          -1, 0) < 0 ||
-        vfu_setup_log(d->ctx, server_log, LOG_DEBUG) < 0 ||
+        vfu_setup_device_dma(d->ctx, LIBVFIO_USER_MAX_DMA_REGIONS, NULL,
+                             NULL) < 0 ||
+        /* Debug lines cost a formatted string per request: only on demand. */
+        vfu_setup_log(d->ctx, server_log, getenv("VFU_DMA_BENCH_DEBUG") ?
+                                          LOG_DEBUG : LOG_WARNING) < 0 ||
         vfu_realize_ctx(d->ctx) < 0 ||
         pthread_create(&server, NULL, serve_lib, d) != 0) {
         die("server set-up");
@@ -527,9 +733,10 @@ main(int argc, char *argv[])
            "lookup, median of %d rounds\n\n", rounds);
     printf("  %8s %10s %10s   %s\n", "regions", "library", "bsearch",
            "ratio (middle half)");
-    for (size_t t = 0; t < sizeof(nr_regions) / sizeof(nr_regions[0]); t++) {
+    for (size_t t = 0; t < sizeof(nr_regions) / sizeof(nr_regions[0]) &&
+                       nr_regions[t] > 0; t++) {
         uint64_t nr = nr_regions[t], n = lookups / scale;
-        map_regions(c, nr);
+        map_ascending(c, nr);
         for (int r = 0; r < rounds; r++) {
             for (int k = 0; k < 2; k++) {
                 bool is_lib = (r + k) % 2 == 0;
@@ -548,7 +755,10 @@ main(int argc, char *argv[])
         double mq = median(rat, rounds, &lo, &hi);
         printf("  %8" PRIu64 " %10.1f %10.1f   %5.2fx (%.2f-%.2f)\n", nr, ml,
                mr, mq, lo, hi);
+        fflush(stdout);
     }
+
+    map_test(c, max_regions, scale > 1 ? 1 : rounds < 3 ? rounds : 3);
 
     if (vfu_client_dma_unmap(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL) < 0 ||
         vfu_client_dma_map(c, IOVA, MSG_MAX, -1, 0, mem,

@@ -387,10 +387,11 @@ dma_sg_size(void);
 /*
  * A region as the callbacks see it. @iova: its DMA range. @vaddr: where it
  * is mapped in this process, or NULL when it came without a file
- * descriptor. @mapping: the whole mapping (here the same range as @vaddr),
- * zero without one. @page_size: of the mapping (e.g. 2 MiB for huge pages),
- * 0 without one. @prot: PROT_READ and/or PROT_WRITE, the access the client
- * granted (and, with a mapping, its protection).
+ * descriptor (or for file I/O). @mapping: the whole mapping, which holds
+ * @vaddr's range rounded out to whole pages of the file (huge pages on
+ * hugetlbfs), zero without one. @page_size: of the mapping (e.g. 2 MiB for
+ * huge pages), 0 without one. @prot: PROT_READ and/or PROT_WRITE, the
+ * access the client granted (and, with a mapping, its protection).
  */
 typedef struct vfu_dma_info {
     struct iovec iova;

@@ -300,9 +300,13 @@ vfu_client_get_stats(vfu_client_t *client, struct vfu_client_stats *stats);
  * asks us by DMA_READ / DMA_WRITE messages, which this library answers
  * from @vaddr, our own mapping of the memory (required without an fd,
  * optional with one). @flags: VFIO_USER_F_DMA_REGION_READ and/or _WRITE,
- * what the server may do. @vaddr must stay valid until the region is
- * unmapped. Fails with EEXIST, without asking the server, when the range
- * overlaps one we registered; with the server's errno when it refuses.
+ * what the server may do; with an fd also VFIO_USER_F_DMA_REGION_MMAP (map
+ * it, as without the flag) or VFIO_USER_F_DMA_REGION_FILE_IO (do not map
+ * it: reach it with pread/pwrite; a regular file or block device). @vaddr
+ * must stay valid until the region is unmapped. Fails with EINVAL, without
+ * asking the server, for other bits, MMAP or FILE_IO without an fd, or
+ * both; with EEXIST when the range overlaps one we registered; with the
+ * server's errno when it refuses.
  */
 int
 vfu_client_dma_map(vfu_client_t *client, uint64_t iova, uint64_t size, int fd,

@@ -188,6 +188,8 @@ vfu_client_dma_map(vfu_client_t *c, uint64_t iova, uint64_t size, int fd,
 {
     const uint32_t rw = VFIO_USER_F_DMA_REGION_READ |
                         VFIO_USER_F_DMA_REGION_WRITE;
+    const uint32_t with_fd = VFIO_USER_F_DMA_REGION_MMAP |
+                             VFIO_USER_F_DMA_REGION_FILE_IO;
     struct vfio_user_dma_map req = {
         .argsz = sizeof(req), .flags = flags, .offset = offset,
         .addr = iova, .size = size,
@@ -199,7 +201,9 @@ vfu_client_dma_map(vfu_client_t *c, uint64_t iova, uint64_t size, int fd,
     int ret;
 
     if (c == NULL || fd < -1 || (fd < 0 && vaddr == NULL) ||
-        (flags & ~rw) || size == 0 || size - 1 > UINT64_MAX - iova) {
+        (flags & ~(rw | with_fd)) || (fd < 0 && (flags & with_fd)) ||
+        (flags & with_fd) == with_fd || size == 0 ||
+        size - 1 > UINT64_MAX - iova) {
         return fail(-EINVAL);
     }
     /* The server refuses overlaps too; we must not take one either. */

@@ -1,82 +1,24 @@
 /*
- * dma.c owns the DMA map table: the regions of client memory the client
- * announced with DMA_MAP and withdrew with DMA_UNMAP, the server's mappings
- * of those that came with a file descriptor, the register / unregister
- * callbacks, the scatter/gather calls (vfu_addr_to_sgl, vfu_sgl_get/put,
- * vfu_sgl_mark_dirty, vfu_sg_is_mappable) and dirty-page logging (the
- * DMA_LOGGING_* device features that feature.c parses). Access by message
- * (vfu_sgl_read/write) is dma_msg.c's, through dma_sg_lookup() and
- * dma_range_check(). See docs/dma.md.
- *
- * The table: regions live in slots that keep their index for their
- * lifetime, and a sorted array of [iova, end) -> slot serves lookups by
- * binary search. Each mapping gets a new generation number; a dma_sg_t
- * records slot and generation, so an entry made before an unmap is
- * recognised as stale even if a later map reuses the slot.
+ * dma.c owns the DMA map table (dma_table.h): the regions of client memory
+ * the client announced with DMA_MAP and withdrew with DMA_UNMAP, the
+ * server's mappings of those that came with a file descriptor, the
+ * register / unregister callbacks, and dirty-page logging (the
+ * DMA_LOGGING_* device features that feature.c parses): what the log
+ * covers and what counts as written. The scatter/gather calls that read
+ * the table are dma_sgl.c's; access by message is dma_msg.c's. See
+ * docs/dma.md.
  *
  * Dirty logging: the log (dirty.c) covers the ranges the client named at
  * START or, when it named none, every region mapped while logging.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "private.h"
-
-/* What a dma_sg_t really is; the public header keeps it opaque. */
-struct dma_sg {
-    uint64_t iova;
-    uint64_t length;
-    uint64_t gen;               /* generation of the region it points into */
-    uint64_t offset;            /* of iova into the region */
-    uint32_t slot;
-    uint32_t prot;              /* PROT_* asked of vfu_addr_to_sgl() */
-};
-_Static_assert(sizeof(struct dma_sg) == 40, "dma_sg_t is 40 bytes");
-
-struct dma_region {
-    uint64_t iova;
-    uint64_t size;
-    uint64_t gen;               /* 0: the slot is free */
-    uint32_t prot;              /* PROT_READ / PROT_WRITE the client granted */
-    uint32_t next_free;         /* free-slot list */
-    void *vaddr;                /* our mapping, or NULL: messages only */
-    size_t page_size;           /* of the mapping; 0 without one */
-};
-
-/*
- * One mapped range in iova order (its start in starts[]), with what a
- * lookup needs so that it touches no slot.
- */
-struct dma_ent {
-    uint64_t end;               /* exclusive; never wraps (DMA_MAP checks) */
-    uint64_t gen;
-    uint32_t slot;
-    uint32_t prot;
-};
-
-struct dma_table {
-    vfu_dma_register_cb_t *register_cb;
-    vfu_dma_unregister_cb_t *unregister_cb;
-
-    struct dma_region *slots;
-    uint32_t nr_slots;          /* slots ever used (free ones included) */
-    uint32_t cap_slots;
-    uint32_t free_head;         /* UINT32_MAX: none free */
-    uint64_t *starts;           /* sorted, disjoint regions' starts... */
-    struct dma_ent *ents;       /* ...and the rest, apart: fewer cache lines */
-    uint32_t nr_ents;
-    uint32_t cap_ents;
-    uint64_t next_gen;
-    uint32_t max_regions;       /* vfu_setup_device_dma() */
-
-    struct dirty_log *log;      /* dirty.c; NULL: not logging */
-    bool log_all;               /* no ranges given: log every mapping */
-};
-
-#define NO_SLOT         UINT32_MAX
+#include "dma_table.h"
 
 static struct dma_table *
 table_get(vfu_ctx_t *ctx)
@@ -90,251 +32,6 @@ table_get(vfu_ctx_t *ctx)
         }
     }
     return ctx->dma;
-}
-
-/* ------------------------------------------------------------------ */
-/* Lookup                                                              */
-/* ------------------------------------------------------------------ */
-
-/* Index of the last entry starting at or below @addr, or -1. */
-static long
-ent_floor(const struct dma_table *t, uint64_t addr)
-{
-    long lo = 0, hi = (long)t->nr_ents - 1, found = -1;
-
-    while (lo <= hi) {
-        long mid = lo + (hi - lo) / 2;
-        if (t->starts[mid] <= addr) {
-            found = mid;
-            lo = mid + 1;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    return found;
-}
-
-/* Index of the entry containing @addr, or -1. */
-static long
-ent_find(const struct dma_table *t, uint64_t addr)
-{
-    long i = t == NULL ? -1 : ent_floor(t, addr);
-    return i >= 0 && addr < t->ents[i].end ? i : -1;
-}
-
-static bool
-prot_ok(uint32_t have, uint32_t want)
-{
-    return (want & ~have) == 0;
-}
-
-/*
- * Walks [iova, iova + len) over contiguous regions, checking access @prot.
- * Fills up to @max entries of @sgl (may be NULL) and returns how many the
- * range needs, or -ENOENT / -EACCES.
- */
-static long
-walk_range(const struct dma_table *t, uint64_t iova, uint64_t len,
-           dma_sg_t *sgl, size_t max, uint32_t prot)
-{
-    long i, n = 0;
-
-    if (len == 0 || len - 1 > UINT64_MAX - iova) {
-        return -ENOENT;
-    }
-    i = ent_find(t, iova);
-    if (i < 0) {
-        return -ENOENT;
-    }
-    for (;;) {
-        const struct dma_ent *e = &t->ents[i];
-        uint64_t chunk = e->end - iova;
-
-        if (!prot_ok(e->prot, prot)) {
-            return -EACCES;
-        }
-        if (chunk > len) {
-            chunk = len;
-        }
-        if ((size_t)n < max) {
-            struct dma_sg sg = {
-                .iova = iova, .length = chunk, .gen = e->gen,
-                .offset = iova - t->starts[i], .slot = e->slot, .prot = prot,
-            };
-            memcpy((uint8_t *)sgl + (size_t)n * sizeof(sg), &sg, sizeof(sg));
-        }
-        n++;
-        len -= chunk;
-        if (len == 0) {
-            return n;
-        }
-        iova += chunk;
-        i++;
-        if ((uint32_t)i >= t->nr_ents || t->starts[i] != iova) {
-            return -ENOENT;     /* a hole */
-        }
-    }
-}
-
-/* The live region an entry points into, or NULL when it is stale. */
-static struct dma_region *
-sg_region(const vfu_ctx_t *ctx, const struct dma_sg *sg)
-{
-    const struct dma_table *t = ctx->dma;
-    struct dma_region *r;
-
-    if (t == NULL || sg->slot >= t->nr_slots) {
-        return NULL;
-    }
-    r = &t->slots[sg->slot];
-    if (r->gen == 0 || r->gen != sg->gen || sg->offset > r->size ||
-        sg->length > r->size - sg->offset || sg->iova != r->iova + sg->offset) {
-        return NULL;
-    }
-    return r;
-}
-
-/* Entry @i of a list; copied, as callers may keep lists in byte arrays. */
-static struct dma_sg
-sg_at(const dma_sg_t *sgl, size_t i)
-{
-    struct dma_sg sg;
-    memcpy(&sg, (const uint8_t *)sgl + i * sizeof(sg), sizeof(sg));
-    return sg;
-}
-
-int
-dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *entry, uint64_t *iova,
-              size_t *len, void **vaddr, bool is_write)
-{
-    struct dma_sg sg = sg_at(entry, 0);
-    const struct dma_region *r = sg_region(ctx, &sg);
-
-    if (r == NULL) {
-        return -ENOENT;
-    }
-    if (!prot_ok(r->prot, is_write ? PROT_WRITE : PROT_READ)) {
-        return -EACCES;
-    }
-    *iova = sg.iova;
-    *len = sg.length;
-    *vaddr = r->vaddr != NULL ? (uint8_t *)r->vaddr + sg.offset : NULL;
-    return 0;
-}
-
-int
-dma_range_check(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write)
-{
-    long n = walk_range(ctx->dma, iova, len, NULL, 0,
-                        is_write ? PROT_WRITE : PROT_READ);
-    return n < 0 ? (int)n : 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Public scatter/gather calls                                         */
-/* ------------------------------------------------------------------ */
-
-VFU_EXPORT size_t
-dma_sg_size(void)
-{
-    return sizeof(struct dma_sg);
-}
-
-VFU_EXPORT int
-vfu_addr_to_sgl(vfu_ctx_t *ctx, vfu_dma_addr_t dma_addr, size_t len,
-                dma_sg_t *sgl, size_t max_nr_sgs, int prot)
-{
-    long n;
-
-    if (ctx == NULL || (sgl == NULL && max_nr_sgs > 0) || len == 0 ||
-        (prot & ~(PROT_READ | PROT_WRITE))) {
-        errno = EINVAL;
-        return -1;
-    }
-    n = walk_range(ctx->dma, (uintptr_t)dma_addr, len, sgl, max_nr_sgs,
-                   (uint32_t)prot);
-    if (n < 0) {
-        errno = (int)-n;
-        return -1;
-    }
-    if ((size_t)n > max_nr_sgs) {
-        errno = 0;
-        return (int)(-n - 1);
-    }
-    return (int)n;
-}
-
-VFU_EXPORT int
-vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt,
-            int flags)
-{
-    if (ctx == NULL || flags != 0 || (cnt > 0 && (sgl == NULL || iov == NULL))) {
-        errno = EINVAL;
-        return -1;
-    }
-    /* All or nothing: check every entry before filling any iovec. */
-    for (size_t i = 0; i < cnt; i++) {
-        struct dma_sg sg = sg_at(sgl, i);
-        const struct dma_region *r = sg_region(ctx, &sg);
-        if (r == NULL) {
-            errno = ENOENT;
-            return -1;
-        }
-        if (r->vaddr == NULL) {
-            errno = EFAULT;     /* reachable only by message */
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < cnt; i++) {
-        struct dma_sg sg = sg_at(sgl, i);
-        const struct dma_region *r = sg_region(ctx, &sg);
-        iov[i].iov_base = (uint8_t *)r->vaddr + sg.offset;
-        iov[i].iov_len = sg.length;
-    }
-    return 0;
-}
-
-VFU_EXPORT void
-vfu_sgl_put(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt)
-{
-    (void)iov;
-    if (ctx == NULL || sgl == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < cnt; i++) {
-        struct dma_sg sg = sg_at(sgl, i);
-        if ((sg.prot & PROT_WRITE) && sg_region(ctx, &sg) != NULL) {
-            dma_mark_dirty(ctx, sg.iova, sg.length);
-        }
-    }
-}
-
-VFU_EXPORT void
-vfu_sgl_mark_dirty(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt)
-{
-    if (ctx == NULL || sgl == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < cnt; i++) {
-        struct dma_sg sg = sg_at(sgl, i);
-        if (sg_region(ctx, &sg) != NULL) {
-            dma_mark_dirty(ctx, sg.iova, sg.length);
-        }
-    }
-}
-
-VFU_EXPORT bool
-vfu_sg_is_mappable(vfu_ctx_t *ctx, dma_sg_t *sg)
-{
-    struct dma_sg entry;
-    const struct dma_region *r;
-
-    if (ctx == NULL || sg == NULL) {
-        return false;
-    }
-    entry = sg_at(sg, 0);
-    r = sg_region(ctx, &entry);
-    return r != NULL && r->vaddr != NULL;
 }
 
 /* In parentheses: the header also defines a macro of this name. */
@@ -386,6 +83,21 @@ range_cmp(const void *a, const void *b)
     return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
 
+struct cover_all {
+    struct dirty_log *log;
+    int ret;                    /* the first failure */
+};
+
+static void
+cover_region(const struct dma_ent *e, void *arg)
+{
+    struct cover_all *all = arg;
+
+    if (all->ret == 0) {
+        all->ret = dirty_cover(all->log, e->iova, e->size);
+    }
+}
+
 int
 dma_log_start(vfu_ctx_t *ctx, uint64_t *page_size,
               const struct vfio_user_device_feature_dma_logging_range *ranges,
@@ -429,8 +141,11 @@ dma_log_start(vfu_ctx_t *ctx, uint64_t *page_size,
     for (uint32_t i = 0; i < nr && ret == 0; i++) {
         ret = dirty_cover(t->log, sorted[i].iova, sorted[i].length);
     }
-    for (uint32_t i = 0; t->log_all && i < t->nr_ents && ret == 0; i++) {
-        ret = dirty_cover(t->log, t->starts[i], t->ents[i].end - t->starts[i]);
+    if (t->log_all && ret == 0) {
+        /* In address order: each range then goes at the end of the log. */
+        struct cover_all all = { .log = t->log };
+        dma_index_walk(&t->index, cover_region, &all);
+        ret = all.ret;
     }
     free(sorted);
     if (ret < 0) {
@@ -480,22 +195,104 @@ region_info(const struct dma_region *r)
         .prot = r->prot,
     };
 
-    if (r->vaddr != NULL) {
-        info.mapping = (struct iovec){ .iov_base = r->vaddr,
-                                       .iov_len = r->size };
+    if (r->map_base != NULL) {
+        info.mapping = (struct iovec){ .iov_base = r->map_base,
+                                       .iov_len = r->map_len };
     }
     return info;
 }
 
-/* The rules of a new mapping, nothing changed; 0 or -errno. */
+/* Largest block size a mapping is rounded out to: hugetlbfs has 1 GiB. */
+#define MAX_MAP_BLKSIZE (1ull << 30)
+
+void
+dma_map_span(uint64_t offset, uint64_t size, uint64_t blksize,
+             uint64_t file_size, uint64_t *start, uint64_t *len)
+{
+    uint64_t end = offset + size;   /* at most INT64_MAX: map_check() */
+    uint64_t up = (end + (blksize - 1)) & ~(blksize - 1);
+
+    *start = offset & ~(blksize - 1);
+    /* Not past the end of the file, but never short of the region. */
+    if (up > file_size && file_size >= end) {
+        up = file_size;
+    }
+    *len = up - *start;
+}
+
+/*
+ * Maps a region's part of @fd into @r: rounded out to the file's block
+ * size (hugetlbfs maps only whole huge pages, from a huge page boundary),
+ * for a regular file not past its end (mapping a hugetlbfs file past its
+ * end would grow it); vaddr is the region's start inside the mapping.
+ */
+static int
+map_file(vfu_ctx_t *ctx, int fd, uint64_t offset, uint64_t size,
+         uint32_t prot, struct dma_region *r)
+{
+    uint64_t blksize = (uint64_t)sysconf(_SC_PAGESIZE), start, len;
+    struct stat st;
+    void *base;
+
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    if (st.st_blksize > 0 && (uint64_t)st.st_blksize > blksize &&
+        (uint64_t)st.st_blksize <= MAX_MAP_BLKSIZE &&
+        ((uint64_t)st.st_blksize & ((uint64_t)st.st_blksize - 1)) == 0) {
+        blksize = (uint64_t)st.st_blksize;
+    }
+    dma_map_span(offset, size, blksize,
+                 S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX,
+                 &start, &len);
+    base = mmap(NULL, len, (int)prot, MAP_SHARED, fd, (off_t)start);
+    if (base == MAP_FAILED) {
+        int ret = -errno;
+        vfu_log_err(ctx, "DMA_MAP: mmap of %#" PRIx64 " bytes at %#" PRIx64
+                    " for [%#" PRIx64 ", +%#" PRIx64 ") failed: %s", len,
+                    start, r->iova, size, strerror(-ret));
+        return ret;
+    }
+    r->map_base = base;
+    r->map_len = len;
+    r->vaddr = (uint8_t *)base + (offset - start);
+    r->page_size = blksize;
+    return 0;
+}
+
+/*
+ * Whether a file for file I/O allows the access the client grants: as
+ * mmap() refuses write access to a read-only file, with EACCES.
+ */
+static int
+file_io_check(int fd, const struct stat *st, uint32_t prot)
+{
+    int mode = fcntl(fd, F_GETFL);
+
+    /* pread/pwrite at an offset: files and block devices, not streams. */
+    if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
+        return -EINVAL;
+    }
+    if (mode < 0) {
+        return -errno;
+    }
+    mode &= O_ACCMODE;
+    if (((prot & PROT_READ) && mode == O_WRONLY) ||
+        ((prot & PROT_WRITE) && mode == O_RDONLY)) {
+        return -EACCES;
+    }
+    return 0;
+}
+
+/* The rules of a new region, nothing changed; 0 or -errno. */
 static int
 map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
-          uint64_t offset, uint32_t prot)
+          uint64_t offset, uint32_t prot, bool file_io)
 {
     const struct dma_table *t = ctx->dma;
-    long i;
 
-    if (size == 0 || prot == 0 || (prot & ~(PROT_READ | PROT_WRITE)) ||
+    if ((file_io && fd < 0) || size == 0 || prot == 0 ||
+        (prot & ~(PROT_READ | PROT_WRITE)) ||
         iova % SERVER_DMA_PGSIZE != 0 || size % SERVER_DMA_PGSIZE != 0 ||
         size > UINT64_MAX - iova) {
         return -EINVAL;
@@ -510,76 +307,88 @@ map_check(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
         if (fstat(fd, &st) < 0) {
             return -errno;
         }
-        /* Memory past the end of a file would fault on access (SIGBUS). */
+        /*
+         * Memory past the end of a file would fault on access (SIGBUS), a
+         * read there would find nothing.
+         */
         if (S_ISREG(st.st_mode) && offset + size > (uint64_t)st.st_size) {
             return -EINVAL;
         }
+        if (file_io) {
+            int ret = file_io_check(fd, &st, prot);
+            if (ret < 0) {
+                return ret;
+            }
+        }
     }
     if (t != NULL) {
-        i = ent_floor(t, iova + (size - 1));
-        if (i >= 0 && t->ents[i].end > iova) {
+        if (dma_index_overlap(&t->index, iova, size)) {
             return -EEXIST;
         }
-        if (t->nr_ents >= t->max_regions) {
+        if (t->index.nr >= t->max_regions) {
             return -EINVAL;     /* as the original: beyond max_regions */
         }
     }
     return 0;
 }
 
+/* A free slot (its index), or NO_SLOT without memory. */
 static uint32_t
 slot_alloc(struct dma_table *t)
 {
     uint32_t s = t->free_head;
+    uint32_t n = t->nr_slots / SLOT_CHUNK0 + 1;
+    unsigned k = 31u - (unsigned)__builtin_clz(n);
 
     if (s != NO_SLOT) {
-        t->free_head = t->slots[s].next_free;
+        t->free_head = dma_slot(t, s)->slot;
         return s;
     }
-    if (t->nr_slots == t->cap_slots) {
-        /* Slots move in memory but never change index. */
-        uint32_t cap = t->cap_slots == 0 ? 16 : t->cap_slots * 2;
-        struct dma_region *grown = realloc(t->slots, cap * sizeof(*grown));
-        if (grown == NULL) {
+    /* The first slot of chunk k is SLOT_CHUNK0 * (2^k - 1). */
+    if (t->nr_slots == SLOT_CHUNK0 * ((1u << k) - 1)) {
+        if (k >= MAX_SLOT_CHUNKS) {
             return NO_SLOT;
         }
-        t->slots = grown;
-        t->cap_slots = cap;
+        t->chunks[k] = calloc(SLOT_CHUNK0 << k, sizeof(struct dma_region));
+        if (t->chunks[k] == NULL) {
+            return NO_SLOT;
+        }
     }
     return t->nr_slots++;
 }
 
-int
-dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
-        uint32_t prot)
+static void
+slot_free(struct dma_table *t, uint32_t s)
+{
+    struct dma_region *r = dma_slot(t, s);
+
+    *r = (struct dma_region){ .fd = -1, .slot = t->free_head };
+    t->free_head = s;
+}
+
+/*
+ * Adds a region: with @fd mapped, or with @file_io a duplicate of @fd kept
+ * for pread/pwrite, or without one reached by message. 0 or -errno.
+ */
+static int
+add_region(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
+           uint64_t offset, uint32_t prot, bool file_io)
 {
     struct dma_table *t = table_get(ctx);
-    struct dma_region r = { .iova = iova, .size = size, .prot = prot };
+    struct dma_region reg = {
+        .iova = iova, .size = size, .fd = -1, .offset = offset, .prot = prot,
+    };
+    struct dma_region *r;
     vfu_dma_info_t info;
     uint32_t slot;
-    long pos;
     int ret;
 
     if (t == NULL) {
         return -ENOMEM;
     }
-    ret = map_check(ctx, iova, size, fd, offset, prot);
+    ret = map_check(ctx, iova, size, fd, offset, prot, file_io);
     if (ret < 0) {
         return ret;
-    }
-    if (t->nr_ents == t->cap_ents) {
-        uint32_t cap = t->cap_ents == 0 ? 16 : t->cap_ents * 2;
-        struct dma_ent *e = realloc(t->ents, cap * sizeof(*e));
-        uint64_t *st = e == NULL ? NULL
-                                 : realloc(t->starts, cap * sizeof(*st));
-        if (e != NULL) {
-            t->ents = e;
-        }
-        if (st == NULL) {
-            return -ENOMEM;
-        }
-        t->starts = st;
-        t->cap_ents = cap;
     }
     if (t->log != NULL && t->log_all) {
         ret = dirty_cover(t->log, iova, size);
@@ -587,100 +396,119 @@ dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
             return ret;
         }
     }
-    if (fd >= 0) {
-        struct stat st;
-        r.vaddr = mmap(NULL, size, (int)prot, MAP_SHARED, fd, (off_t)offset);
-        if (r.vaddr == MAP_FAILED) {
-            ret = -errno;
-            vfu_log_err(ctx, "DMA_MAP: mmap of [%#" PRIx64 ", +%#" PRIx64
-                        ") failed: %s", iova, size, strerror(-ret));
-            return ret;
+    if (file_io) {
+        reg.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (reg.fd < 0) {
+            return -errno;
         }
-        r.page_size = (size_t)sysconf(_SC_PAGESIZE);
-        if (fstat(fd, &st) == 0 && st.st_blksize > 0 &&
-            ((uint64_t)st.st_blksize & ((uint64_t)st.st_blksize - 1)) == 0 &&
-            (size_t)st.st_blksize > r.page_size) {
-            r.page_size = (size_t)st.st_blksize;    /* huge pages */
+    } else if (fd >= 0) {
+        ret = map_file(ctx, fd, offset, size, prot, &reg);
+        if (ret < 0) {
+            return ret;
         }
     }
     slot = slot_alloc(t);
     if (slot == NO_SLOT) {
-        if (r.vaddr != NULL) {
-            munmap(r.vaddr, size);
-        }
-        return -ENOMEM;
+        ret = -ENOMEM;
+        goto fail;
     }
-    r.gen = t->next_gen++;
-    r.next_free = NO_SLOT;
-    t->slots[slot] = r;
-    pos = ent_floor(t, iova) + 1;
-    memmove(&t->ents[pos + 1], &t->ents[pos],
-            (t->nr_ents - (size_t)pos) * sizeof(*t->ents));
-    memmove(&t->starts[pos + 1], &t->starts[pos],
-            (t->nr_ents - (size_t)pos) * sizeof(*t->starts));
-    t->starts[pos] = iova;
-    t->ents[pos] = (struct dma_ent){ .end = iova + size, .gen = r.gen,
-                                     .slot = slot, .prot = prot };
-    t->nr_ents++;
+    reg.gen = t->next_gen++;
+    reg.slot = slot;
+    r = dma_slot(t, slot);
+    *r = reg;
+    ret = dma_index_add(&t->index, &(struct dma_ent){
+        .iova = iova, .size = size, .gen = reg.gen, .slot = slot, .prot = prot,
+    });
+    if (ret < 0) {
+        slot_free(t, slot);
+        goto fail;
+    }
     vfu_log_debug(ctx, "DMA map [%#" PRIx64 ", %#" PRIx64 ") prot %#x%s",
-                  iova, iova + size, prot, r.vaddr ? " mapped" : "");
+                  iova, iova + size, prot, r->vaddr ? " mapped" :
+                                           file_io ? " file I/O" : "");
 
     if (t->register_cb != NULL) {
-        info = region_info(&r);
+        info = region_info(r);
         t->register_cb(ctx, &info);
     }
     return 0;
+
+fail:
+    if (reg.map_base != NULL) {
+        munmap(reg.map_base, reg.map_len);
+    }
+    if (reg.fd >= 0) {
+        close(reg.fd);
+    }
+    return ret;
+}
+
+int
+dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd, uint64_t offset,
+        uint32_t prot)
+{
+    return add_region(ctx, iova, size, fd, offset, prot, false);
+}
+
+int
+dma_map_file_io(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
+                uint64_t offset, uint32_t prot)
+{
+    return add_region(ctx, iova, size, fd, offset, prot, true);
 }
 
 /*
- * Tells the device, then drops the region of entry @i. The entry stays
+ * Tells the device, then drops the region in @slot. The region stays
  * findable during the callback; the callback may change the table (it may
  * serve requests while waiting for DMA by message), so the region is found
  * again by slot and generation afterwards.
  */
 static void
-remove_ent(vfu_ctx_t *ctx, long i)
+remove_region(vfu_ctx_t *ctx, uint32_t slot)
 {
     struct dma_table *t = ctx->dma;
-    uint32_t slot = t->ents[i].slot;
-    uint64_t gen = t->slots[slot].gen;
+    uint64_t gen = dma_slot(t, slot)->gen;
     struct dma_region *r;
 
     if (t->unregister_cb != NULL) {
-        vfu_dma_info_t info = region_info(&t->slots[slot]);
+        vfu_dma_info_t info = region_info(dma_slot(t, slot));
         t->unregister_cb(ctx, &info);
     }
-    r = &t->slots[slot];
+    r = dma_slot(t, slot);
     if (r->gen != gen) {
         return;                 /* removed meanwhile */
     }
-    i = ent_find(t, r->iova);
     vfu_log_debug(ctx, "DMA unmap [%#" PRIx64 ", %#" PRIx64 ")", r->iova,
                   r->iova + r->size);
-    if (r->vaddr != NULL && munmap(r->vaddr, r->size) < 0) {
+    (void)dma_index_remove(&t->index, r->iova);
+    if (r->map_base != NULL && munmap(r->map_base, r->map_len) < 0) {
         vfu_log_warn(ctx, "munmap of DMA region failed: %m");
     }
-    r->gen = 0;
-    r->vaddr = NULL;
-    r->next_free = t->free_head;
-    t->free_head = slot;
-    memmove(&t->ents[i], &t->ents[i + 1],
-            (t->nr_ents - (size_t)i - 1) * sizeof(*t->ents));
-    memmove(&t->starts[i], &t->starts[i + 1],
-            (t->nr_ents - (size_t)i - 1) * sizeof(*t->starts));
-    t->nr_ents--;
+    if (r->fd >= 0) {
+        close(r->fd);
+    }
+    slot_free(t, slot);
+}
+
+/* The slot of the live region that is exactly [iova, iova + size). */
+static uint32_t
+find_exact(vfu_ctx_t *ctx, uint64_t iova, uint64_t size)
+{
+    struct dma_ent e;
+
+    return dma_find(ctx->dma, iova, &e) && e.iova == iova && e.size == size ?
+           e.slot : NO_SLOT;
 }
 
 int
 dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size)
 {
-    long i = ent_find(ctx->dma, iova);
+    uint32_t slot = find_exact(ctx, iova, size);
 
-    if (i < 0 || ctx->dma->starts[i] != iova ||
-        ctx->dma->ents[i].end - iova != size) {
+    if (slot == NO_SLOT) {
         return -ENOENT;
     }
-    remove_ent(ctx, i);
+    remove_region(ctx, slot);
     return 0;
 }
 
@@ -693,7 +521,7 @@ dma_max_regions(vfu_ctx_t *ctx)
 size_t
 dma_nr_maps(vfu_ctx_t *ctx)
 {
-    return ctx->dma == NULL ? 0 : ctx->dma->nr_ents;
+    return ctx->dma == NULL ? 0 : ctx->dma->index.nr;
 }
 
 void
@@ -704,25 +532,29 @@ dma_remove_all(vfu_ctx_t *ctx)
     if (t == NULL) {
         return;
     }
-    while (t->nr_ents > 0) {
-        remove_ent(ctx, (long)t->nr_ents - 1);
+    /* The last again each time: callbacks may change the table meanwhile. */
+    for (struct dma_ent e; dma_index_last(&t->index, &e);) {
+        remove_region(ctx, e.slot);
     }
 }
 
 void
 dma_free(vfu_ctx_t *ctx)
 {
-    if (ctx->dma == NULL) {
+    struct dma_table *t = ctx->dma;
+
+    if (t == NULL) {
         return;
     }
     /* The device is going: no callbacks. */
-    ctx->dma->unregister_cb = NULL;
+    t->unregister_cb = NULL;
     dma_remove_all(ctx);
     dma_log_stop(ctx);
-    free(ctx->dma->slots);
-    free(ctx->dma->ents);
-    free(ctx->dma->starts);
-    free(ctx->dma);
+    dma_index_clear(&t->index);
+    for (unsigned k = 0; k < MAX_SLOT_CHUNKS; k++) {
+        free(t->chunks[k]);
+    }
+    free(t);
     ctx->dma = NULL;
 }
 
@@ -730,11 +562,25 @@ dma_free(vfu_ctx_t *ctx)
 /* DMA_MAP, DMA_UNMAP                                                  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The flags a DMA_MAP may carry. With an fd the region is mapped (MMAP
+ * says so explicitly) or, with FILE_IO, reached with pread/pwrite on the
+ * fd; both at once contradict each other, either without an fd means
+ * nothing.
+ */
+#define MAP_FLAGS_KNOWN (VFIO_USER_F_DMA_REGION_READ | \
+                         VFIO_USER_F_DMA_REGION_WRITE | \
+                         VFIO_USER_F_DMA_REGION_MMAP | \
+                         VFIO_USER_F_DMA_REGION_FILE_IO)
+#define MAP_FLAGS_FD    (VFIO_USER_F_DMA_REGION_MMAP | \
+                         VFIO_USER_F_DMA_REGION_FILE_IO)
+
 int
 handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
 {
     struct vfio_user_dma_map m;
     uint32_t prot = 0;
+    bool file_io;
     int fd, ret;
 
     (void)reply;
@@ -743,20 +589,22 @@ handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
         return -EINVAL;
     }
     memcpy(&m, msg->payload, sizeof(m));
+    fd = msg->nr_fds == 1 ? msg->fds[0] : -1;
     if (m.argsz < sizeof(m) || msg->nr_fds > 1 ||
-        (m.flags & ~(VFIO_USER_F_DMA_REGION_READ |
-                     VFIO_USER_F_DMA_REGION_WRITE))) {
+        (m.flags & ~MAP_FLAGS_KNOWN) ||
+        (m.flags & MAP_FLAGS_FD) == MAP_FLAGS_FD ||
+        ((m.flags & MAP_FLAGS_FD) && fd < 0)) {
         vfu_log_err(ctx, "DMA_MAP: argsz %u, flags %#x, %zu fds", m.argsz,
                     m.flags, msg->nr_fds);
         return -EINVAL;
     }
     prot |= (m.flags & VFIO_USER_F_DMA_REGION_READ) ? PROT_READ : 0;
     prot |= (m.flags & VFIO_USER_F_DMA_REGION_WRITE) ? PROT_WRITE : 0;
-    fd = msg->nr_fds == 1 ? msg->fds[0] : -1;
+    file_io = (m.flags & VFIO_USER_F_DMA_REGION_FILE_IO) != 0;
     if (table_get(ctx) == NULL) {
         return -ENOMEM;
     }
-    ret = map_check(ctx, m.addr, m.size, fd, m.offset, prot);
+    ret = map_check(ctx, m.addr, m.size, fd, m.offset, prot, file_io);
     if (ret < 0) {
         vfu_log_err(ctx, "DMA_MAP [%#" PRIx64 ", +%#" PRIx64 ") offset %#"
                     PRIx64 " flags %#x refused: %s", m.addr, m.size, m.offset,
@@ -767,15 +615,14 @@ handle_dma_map(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
     if (ret != 0) {
         return ret;             /* HANDLER_PENDING, or the device failed */
     }
-    /* The mapping keeps what it needs: the dispatcher closes the fd. */
-    return dma_map(ctx, m.addr, m.size, fd, m.offset, prot);
+    /* What is kept is a mapping or a duplicate: the dispatcher closes fd. */
+    return add_region(ctx, m.addr, m.size, fd, m.offset, prot, file_io);
 }
 
 int
 handle_dma_unmap(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
 {
     struct vfio_user_dma_unmap u;
-    long i;
     int ret;
 
     if (msg->len != sizeof(u)) {
@@ -792,9 +639,7 @@ handle_dma_unmap(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
         return -EINVAL;
     }
     if (!(u.flags & VFIO_DMA_UNMAP_FLAG_ALL)) {
-        i = ent_find(ctx->dma, u.addr);
-        if (i < 0 || ctx->dma->starts[i] != u.addr ||
-            ctx->dma->ents[i].end - u.addr != u.size) {
+        if (find_exact(ctx, u.addr, u.size) == NO_SLOT) {
             vfu_log_err(ctx, "DMA_UNMAP [%#" PRIx64 ", +%#" PRIx64
                         ") matches no mapping", u.addr, u.size);
             return -ENOENT;

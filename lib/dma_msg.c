@@ -1,8 +1,10 @@
 /*
  * Server-to-client requests: DMA_READ and DMA_WRITE messages for guest
  * memory the client registered without a file descriptor, behind
- * vfu_sgl_read() and vfu_sgl_write(), and what happens to the client's own
- * requests while the server waits for its reply (docs/dma.md).
+ * vfu_sgl_read() and vfu_sgl_write() (which also copy through a mapping,
+ * or a file given for file I/O, when asked to), and what happens to the
+ * client's own requests while the server waits for its reply
+ * (docs/dma.md).
  *
  * On one socket the client's requests may arrive before the reply. A client
  * such as QEMU answers our DMA messages only from a thread that may itself be
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "private.h"
 
@@ -353,6 +356,39 @@ sg_at(const dma_sg_t *sgl, size_t i)
     return (const dma_sg_t *)((const char *)sgl + i * dma_sg_size());
 }
 
+/*
+ * @len bytes at @off of a region's file, for a region the client gave for
+ * file I/O: short transfers go on, interrupted ones are retried. A file
+ * that ends early (the client truncated it) fails with EFAULT, as its
+ * memory would be missing.
+ */
+static int
+file_rw(int fd, uint8_t *buf, size_t len, uint64_t off, bool is_write)
+{
+    while (len > 0) {
+        ssize_t n = is_write ? pwrite(fd, buf, len, (off_t)off)
+                             : pread(fd, buf, len, (off_t)off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            return -EFAULT;
+        }
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Copies each entry by its own way: with VFU_SGL_DIRECT_ACCESS through
+ * our mapping or, for a file I/O region, its file; otherwise (and always
+ * for a region without an fd) by message.
+ */
 static int
 sgl_access(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data, int flags,
            bool is_write)
@@ -366,29 +402,28 @@ sgl_access(vfu_ctx_t *ctx, dma_sg_t *sgl, size_t cnt, void *data, int flags,
         return -1;
     }
     for (size_t i = 0; i < cnt; i++) {
-        uint64_t iova;
-        size_t len;
-        void *vaddr;
-        int ret = dma_sg_lookup(ctx, sg_at(sgl, i), &iova, &len, &vaddr,
-                                is_write);
+        struct dma_sg_where w;
+        int ret = dma_sg_lookup(ctx, sg_at(sgl, i), is_write, &w);
 
-        if (ret == 0 && direct && vaddr != NULL) {
+        if (ret == 0 && direct && w.vaddr != NULL) {
             if (is_write) {
-                memcpy(vaddr, p, len);
+                memcpy(w.vaddr, p, w.len);
             } else {
-                memcpy(p, vaddr, len);
+                memcpy(p, w.vaddr, w.len);
             }
+        } else if (ret == 0 && direct && w.fd >= 0) {
+            ret = file_rw(w.fd, p, w.len, w.file_offset, is_write);
         } else if (ret == 0) {
-            ret = dma_msg_transfer(ctx, iova, p, len, is_write);
+            ret = dma_msg_transfer(ctx, w.iova, p, w.len, is_write);
         }
         if (ret < 0) {
             errno = -ret;
             return -1;
         }
         if (is_write) {
-            dma_mark_dirty(ctx, iova, len);
+            dma_mark_dirty(ctx, w.iova, w.len);
         }
-        p += len;
+        p += w.len;
     }
     return 0;
 }

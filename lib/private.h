@@ -10,7 +10,9 @@
  *   device.c    DEVICE_GET_INFO, DEVICE_RESET
  *   region.c    regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
  *   dma.c       the DMA map table: DMA_MAP/UNMAP, mappings of client memory,
- *               scatter/gather lists, what dirty logging covers
+ *               what dirty logging covers (its layout: dma_table.h)
+ *   dma_index.c the table's index by address, a B+ tree (dma_index.h)
+ *   dma_sgl.c   scatter/gather lists on the table
  *   dirty.c     the dirty-page log: page ranges with a bitmap each
  *   feature.c   DEVICE_FEATURE: parsing, and routing to the DMA logging
  *               (dma.c) and migration features
@@ -275,17 +277,27 @@ int dispatch_serve_buffered(vfu_ctx_t *ctx);
 /* dma_msg.c */
 void dma_msg_free(vfu_ctx_t *ctx);
 
-/* dma.c */
+/* dma_sgl.c */
+/* Where the memory of a scatter/gather entry is, for copying it. */
+struct dma_sg_where {
+    uint64_t iova;
+    size_t len;
+    void *vaddr;                    /* our mapping of its first byte, or NULL */
+    int fd;                         /* or, for file I/O, the file (else -1) */
+    uint64_t file_offset;           /* of its first byte in that file */
+};
 /*
- * The region behind a scatter/gather entry: 0 with *vaddr our mapping of
- * the entry's first byte, or NULL when the region is reachable only by
- * message; -ENOENT when the region was unmapped since the entry was made;
- * -EACCES when the client did not grant read (write) access.
+ * The region behind a scatter/gather entry: 0 with *where filled in (a
+ * region reachable only by message has neither vaddr nor fd); -ENOENT
+ * when the region was unmapped since the entry was made; -EACCES when the
+ * client did not grant read (write) access.
  */
-int dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova,
-                  size_t *len, void **vaddr, bool is_write);
+int dma_sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, bool is_write,
+                  struct dma_sg_where *where);
 /* Whether [iova, iova + len) is mapped (0), not all (-ENOENT), or -EACCES. */
 int dma_range_check(vfu_ctx_t *ctx, uint64_t iova, size_t len, bool is_write);
+
+/* dma.c */
 /* Records a device write for dirty logging; nothing unless logging. */
 void dma_mark_dirty(vfu_ctx_t *ctx, uint64_t iova, size_t len);
 /*
@@ -295,7 +307,23 @@ void dma_mark_dirty(vfu_ctx_t *ctx, uint64_t iova, size_t len);
  */
 int dma_map(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
             uint64_t offset, uint32_t prot);
+/*
+ * dma_map() of a region the client gave for file I/O
+ * (VFIO_USER_F_DMA_REGION_FILE_IO): not mapped; a duplicate of @fd (a
+ * regular file or block device, opened for the access @prot grants) is
+ * kept for pread/pwrite until the region goes.
+ */
+int dma_map_file_io(vfu_ctx_t *ctx, uint64_t iova, uint64_t size, int fd,
+                    uint64_t offset, uint32_t prot);
 int dma_unmap(vfu_ctx_t *ctx, uint64_t iova, uint64_t size);
+/*
+ * The part of a file mapped for a region at @offset of @size bytes
+ * (@offset + @size <= INT64_MAX): from @offset rounded down to @blksize (a
+ * power of two, at most 1 GiB) to the end rounded up, but not past
+ * @file_size unless the region itself goes there (UINT64_MAX: no bound).
+ */
+void dma_map_span(uint64_t offset, uint64_t size, uint64_t blksize,
+                  uint64_t file_size, uint64_t *start, uint64_t *len);
 size_t dma_nr_maps(vfu_ctx_t *ctx);
 /* The most regions the device takes: its max_regions, announced in VERSION. */
 size_t dma_max_regions(vfu_ctx_t *ctx);

@@ -44,7 +44,7 @@ dma_engine_run(vfu_ctx_t *ctx, struct test_dev *dev, uint32_t cmd)
         vfu_sgl_mark_dirty(ctx, (dma_sg_t *)sgl[1], (size_t)nout);
         return 0;
     }
-    if (cmd != DMA_CMD_COPY && cmd != DMA_CMD_RW) {
+    if (cmd != DMA_CMD_COPY && cmd != DMA_CMD_RW && cmd != DMA_CMD_RW_FLAGS) {
         return EINVAL;
     }
     nin = vfu_addr_to_sgl(ctx, (vfu_dma_addr_t)(uintptr_t)src, len,
@@ -52,17 +52,21 @@ dma_engine_run(vfu_ctx_t *ctx, struct test_dev *dev, uint32_t cmd)
     if (nin < 0) {
         return nin == -1 ? errno : ENOSPC;
     }
-    if (cmd == DMA_CMD_RW) {
+    if (cmd == DMA_CMD_RW || cmd == DMA_CMD_RW_FLAGS) {
         uint8_t *buf = len <= DMA_RW_MAX ? malloc(len) : NULL;
+        int flags = VFU_SGL_DIRECT_ACCESS;
         int err = 0;
 
+        if (cmd == DMA_CMD_RW_FLAGS) {
+            memcpy(&flags, dev->bar0 + DMA_REG_FLAGS, 4);
+        }
         if (buf == NULL) {
             return ENOMEM;
         }
         if (vfu_sgl_read(ctx, (dma_sg_t *)sgl[0], (size_t)nin, buf,
-                         VFU_SGL_DIRECT_ACCESS) < 0 ||
+                         flags) < 0 ||
             vfu_sgl_write(ctx, (dma_sg_t *)sgl[1], (size_t)nout, buf,
-                          VFU_SGL_DIRECT_ACCESS) < 0) {
+                          flags) < 0) {
             err = errno;
         }
         free(buf);

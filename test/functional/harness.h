@@ -15,8 +15,9 @@
  * DMA: the device sets DMA callbacks that count and keep what they saw
  * (the unregister callback also reads the first byte of a mapped region,
  * which must still be there). With dev.dma_engine set, BAR0's last bytes
- * are the registers of a copy engine (test_dma.c): write SRC, DST and LEN,
- * then a DMA_CMD_* to CMD; RESULT reads 0 or the errno of that command.
+ * are the registers of a copy engine (test_dma.c): write SRC, DST and LEN
+ * (and FLAGS), then a DMA_CMD_* to CMD; RESULT reads 0 or the errno of
+ * that command.
  */
 #ifndef VFU_TEST_HARNESS_H
 #define VFU_TEST_HARNESS_H
@@ -42,6 +43,7 @@
 #define DMA_REG_LEN     0xf10   /* u64 bytes */
 #define DMA_REG_CMD     0xf18   /* u32: writing a DMA_CMD_* runs it */
 #define DMA_REG_RESULT  0xf1c   /* u32: 0 or the errno of the last command */
+#define DMA_REG_FLAGS   0xf20   /* u32: vfu_sgl_read/write flags of RW_FLAGS */
 #define DMA_RW_MAX      (8u << 20)  /* most bytes DMA_CMD_RW moves */
 enum {
     /* LEN bytes SRC -> DST in place: vfu_sgl_get() both, memcpy, put. */
@@ -53,6 +55,12 @@ enum {
      * vfu_sgl_write(): by message where the client gave no fd.
      */
     DMA_CMD_RW = 3,
+    /*
+     * DMA_CMD_RW with FLAGS as the flags of vfu_sgl_read() and
+     * vfu_sgl_write() (RW passes VFU_SGL_DIRECT_ACCESS): 0 goes by message
+     * even where the client gave an fd.
+     */
+    DMA_CMD_RW_FLAGS = 4,
 };
 
 struct test_dev {

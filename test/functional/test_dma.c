@@ -4,7 +4,8 @@
  * bad input: the exact errno, the server still serves, no fd leaked), the
  * register / unregister callbacks, all maps dropped when the client leaves,
  * the server copying client memory in place, the client library serving
- * the server's DMA_READ / DMA_WRITE, dirty-page logging through
+ * the server's DMA_READ / DMA_WRITE, the flags of vfu_sgl_read/write
+ * (messages or the mapping, counted), dirty-page logging through
  * DEVICE_FEATURE, and malformed DEVICE_FEATURE requests.
  */
 #include <errno.h>
@@ -178,6 +179,24 @@ engine(struct fx *f, uint32_t cmd, uint64_t src, uint64_t dst, uint64_t len)
     return result;
 }
 
+/* Runs DMA_CMD_RW_FLAGS with @flags; returns its result (an errno). */
+static uint32_t
+engine_rw(struct fx *f, uint32_t flags, uint64_t src, uint64_t dst,
+          uint64_t len)
+{
+    reg_write(f, DMA_REG_FLAGS, flags, 4);
+    return engine(f, DMA_CMD_RW_FLAGS, src, dst, len);
+}
+
+/* DMA_READ / DMA_WRITE the client library has answered. */
+static uint64_t
+dma_served(vfu_client_t *c)
+{
+    struct vfu_client_stats st;
+    vfu_client_get_stats(c, &st);
+    return st.dma_served;
+}
+
 static void
 fill(uint8_t *p, size_t len, uint8_t seed)
 {
@@ -296,7 +315,7 @@ test_map_refused(void **state)
     /* Flags: none, unknown. */
     m = mk_map(IOVA, PG, 0, 0);
     EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
-    m.flags = RW | (1u << 2);
+    m.flags = RW | (1u << 4);
     EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
     m.flags = 1u << 31;
     EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
@@ -361,6 +380,120 @@ test_map_refused(void **state)
     close(ro);
 }
 
+#define MMAP    VFIO_USER_F_DMA_REGION_MMAP
+#define FILE_IO VFIO_USER_F_DMA_REGION_FILE_IO
+
+/*
+ * DMA_MAP's MMAP and FILE_IO flags: MMAP maps the fd (as without it);
+ * FILE_IO keeps a duplicate of the fd (one more open fd until the region
+ * goes), maps nothing, and the device's copies go through pread/pwrite or,
+ * with flags 0, by message. Each bad combination refused with its errno.
+ */
+static void
+test_map_flags(void **state)
+{
+    struct fx *f = *state;
+    struct test_dev *dev = f->dev;
+    struct vfio_user_dma_map m;
+    struct vfu_client_stats before, after;
+    int efd = eventfd(0, EFD_CLOEXEC);
+    char path[] = "/tmp/vfu-dma-XXXXXX";
+    int tmp = mkstemp(path), ro;
+    uint64_t served;
+
+    assert_true(efd >= 0 && tmp >= 0);
+    assert_int_equal(ftruncate(tmp, PG), 0);
+    ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    unlink(path);
+    f->fds_before = count_open_fds();
+
+    /* Refused: unknown bits, MMAP or FILE_IO without an fd, or both. */
+    m = mk_map(IOVA, PG, 0, RW | (1u << 4));
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | (1u << 31));
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | MMAP);
+    EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | FILE_IO);
+    EXPECT_MAP_ERR(f, m, NULL, 0, EINVAL);
+    m = mk_map(IOVA, PG, 0, RW | MMAP | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, MMAP | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    /* FILE_IO: not a stream; an access the file allows; inside the file. */
+    m = mk_map(IOVA, PG, 0, RW | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &efd, 1, EINVAL);
+    EXPECT_MAP_ERR(f, m, &ro, 1, EACCES);
+    m = mk_map(IOVA, 2 * PG, MEM_SIZE - PG, RW | FILE_IO);
+    EXPECT_MAP_ERR(f, m, &f->memfd, 1, EINVAL);
+    m = mk_map(IOVA, PG, 0, R | FILE_IO);
+    assert_int_equal(req(f, VFIO_USER_DMA_MAP, &m, sizeof(m), &ro, 1, NULL, 0,
+                         NULL), 0);
+    assert_int_equal(count_open_fds(), f->fds_before + 1);
+    assert_int_equal(vfu_client_dma_unmap(f->c, IOVA, PG, 0), 0);
+    assert_int_equal(count_open_fds(), f->fds_before);
+    assert_int_equal(dev->nr_dma_register, 1);
+
+    /* The client library checks the same before sending anything. */
+    vfu_client_get_stats(f->c, &before);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, -1, 0, f->mem,
+                                        RW | FILE_IO), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, -1, 0, f->mem,
+                                        RW | MMAP), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, f->memfd, 0, f->mem,
+                                        RW | MMAP | FILE_IO), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, PG, f->memfd, 0, f->mem,
+                                        RW | (1u << 4)), -1);
+    assert_int_equal(errno, EINVAL);
+    vfu_client_get_stats(f->c, &after);
+    assert_int_equal(after.requests, before.requests);
+
+    /* MMAP: mapped; the fd is not kept. */
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, 64 * PG, f->memfd, 0,
+                                        f->mem, RW | MMAP), 0);
+    assert_non_null(dev->last_dma_register.vaddr);
+    assert_int_equal(dev->last_dma_register.mapping.iov_len, 64 * PG);
+    assert_int_equal(count_open_fds(), f->fds_before);
+
+    /* FILE_IO: not mapped, the fd kept; the client can serve messages. */
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA + 64 * PG, 64 * PG,
+                                        f->memfd, 64 * PG, f->mem + 64 * PG,
+                                        RW | FILE_IO), 0);
+    assert_null(dev->last_dma_register.vaddr);
+    assert_int_equal(dev->last_dma_register.mapping.iov_len, 0);
+    assert_int_equal(dev->last_dma_register.iova.iov_len, 64 * PG);
+    assert_int_equal(count_open_fds(), f->fds_before + 1);
+    assert_int_equal(engine(f, DMA_CMD_COPY, IOVA + 64 * PG, IOVA, PG), EFAULT);
+
+    /* Direct: pread/pwrite at the fd's offset, no message. */
+    fill(f->mem, 3 * PG, 4);
+    served = dma_served(f->c);
+    assert_int_equal(engine(f, DMA_CMD_RW, IOVA + 5, IOVA + 70 * PG + 1,
+                            3 * PG), 0);
+    assert_memory_equal(f->mem + 70 * PG + 1, f->mem + 5, 3 * PG);
+    assert_int_equal(engine(f, DMA_CMD_RW, IOVA + 70 * PG, IOVA + 10 * PG,
+                            3 * PG), 0);
+    assert_memory_equal(f->mem + 10 * PG, f->mem + 70 * PG, 3 * PG);
+    assert_int_equal(dma_served(f->c), served);
+    /* Flags 0: by message (one read, one write). */
+    memset(f->mem + 100 * PG, 0, PG);
+    assert_int_equal(engine_rw(f, 0, IOVA, IOVA + 100 * PG, PG), 0);
+    assert_memory_equal(f->mem + 100 * PG, f->mem, PG);
+    assert_int_equal(dma_served(f->c), served + 2);
+
+    /* Unmapped: the duplicate is closed; gone for the device too. */
+    assert_int_equal(vfu_client_dma_unmap(f->c, IOVA + 64 * PG, 64 * PG, 0), 0);
+    assert_int_equal(count_open_fds(), f->fds_before);
+    assert_int_equal(engine(f, DMA_CMD_RW, IOVA, IOVA + 64 * PG, 8), ENOENT);
+    close(efd);
+    close(tmp);
+    close(ro);
+}
+
 /* max_dma_maps regions, then ENOSPC; all dropped with one request. */
 static void
 test_map_limit(void **state)
@@ -388,6 +521,89 @@ test_map_limit(void **state)
     assert_int_equal(f->dev->nr_dma_unregister, 65535);
     assert_int_equal(req(f, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, NULL, 0,
                          NULL), 0);
+}
+
+/*
+ * A device's max_regions (vfu_setup_device_dma()), set before the client
+ * comes: announced in VERSION (as far as the client's proposal goes), and
+ * the next DMA_MAP beyond it refused with EINVAL, with or without an fd;
+ * the older three-argument call means LIBVFIO_USER_MAX_DMA_REGIONS.
+ */
+static void
+test_max_regions(void **state)
+{
+    struct test_dev *dev = dev_start(3);
+    int base = count_open_fds(), memfd = memfd_create("guest", MFD_CLOEXEC);
+    struct vfio_user_dma_map m;
+    int fds;
+    vfu_client_t *c;
+
+    (void)state;
+    assert_true(memfd >= 0);
+    assert_int_equal(ftruncate(memfd, MEM_SIZE), 0);
+    assert_int_equal(vfu_setup_device_dma(dev->ctx, 0, NULL, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vfu_setup_device_dma(dev->ctx,
+                                          LIBVFIO_USER_MAX_DMA_REGIONS + 1,
+                                          NULL, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    /* The server reads it when a client negotiates, after we connect. */
+    assert_int_equal(vfu_setup_device_dma(dev->ctx, 3, NULL, NULL), 0);
+    c = client_open(dev);
+    set_timeouts(c);
+    fds = count_open_fds();
+    assert_int_equal(vfu_client_server_info(c)->max_dma_maps, 3);
+    assert_int_equal(vfu_client_dma_map(c, IOVA, PG, memfd, 0, NULL, RW), 0);
+    assert_int_equal(vfu_client_dma_map(c, IOVA + 2 * PG, PG, -1, 0, &fds, R),
+                     0);
+    assert_int_equal(vfu_client_dma_map(c, IOVA + 4 * PG, PG, memfd, PG, NULL,
+                                        R), 0);
+    m = mk_map(IOVA + 6 * PG, PG, 0, RW);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m), NULL,
+                                 0, NULL, 0, NULL), EINVAL);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m),
+                                 &memfd, 1, NULL, 0, NULL), EINVAL);
+    assert_true(server_alive(c));
+    assert_int_equal(count_open_fds(), fds);
+    /* One goes, one more fits. */
+    assert_int_equal(vfu_client_dma_unmap(c, IOVA + 2 * PG, PG, 0), 0);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m),
+                                 &memfd, 1, NULL, 0, NULL), 0);
+    vfu_client_close(c);
+
+    /*
+     * The older form, as SPDK and QEMU call it: 10^6. VERSION only lowers
+     * what the client proposed, so a client proposing 10^6 is told so...
+     */
+    assert_int_equal(vfu_setup_device_dma(dev->ctx, NULL, NULL), 0);
+    c = vfu_client_connect(dev->sock);
+    assert_non_null(c);
+    set_timeouts(c);
+    assert_int_equal(vfu_client_negotiate(c, "{\"capabilities\":"
+                                             "{\"max_dma_maps\":1000000}}"),
+                     0);
+    assert_int_equal(vfu_client_server_info(c)->max_dma_maps,
+                     LIBVFIO_USER_MAX_DMA_REGIONS);
+    vfu_client_close(c);
+    /* ...and one proposing the default (65535) may still map more. */
+    c = client_open(dev);
+    set_timeouts(c);
+    assert_int_equal(vfu_client_server_info(c)->max_dma_maps, 65535);
+    for (uint64_t i = 0; i < 65535; i++) {
+        m = mk_map(i * 2 * PG, PG, 0, R);
+        assert_int_equal(vfu_client_send(c, VFIO_USER_DMA_MAP,
+                                         VFIO_USER_F_NO_REPLY, &m, sizeof(m),
+                                         NULL, 0, NULL), 0);
+    }
+    m = mk_map(65535 * 2 * PG, PG, 0, R);
+    assert_int_equal(raw_request(c, VFIO_USER_DMA_MAP, 0, &m, sizeof(m), NULL,
+                                 0, NULL, 0, NULL), 0);
+    vfu_client_close(c);
+    dev_join(dev);
+    close(memfd);
+    /* Every fd the server received is closed: the mappings keep the file. */
+    assert_int_equal(count_open_fds(), base);
+    dev_stop(dev);
 }
 
 static void
@@ -557,21 +773,25 @@ test_disconnect(void **state)
                                         4 * PG, NULL, R), 0);
     assert_int_equal(vfu_client_dma_map(c, 1ull << 40, PG, -1, 0, &base, RW),
                      0);
-    assert_int_equal(dev->nr_dma_register, 3);
+    /* For file I/O: the server holds a duplicate until the client goes. */
+    assert_int_equal(vfu_client_dma_map(c, 1ull << 41, PG, memfd, 0, NULL,
+                                        RW | VFIO_USER_F_DMA_REGION_FILE_IO),
+                     0);
+    assert_int_equal(dev->nr_dma_register, 4);
     assert_int_equal(pwrite(memfd, "\x77", 1, 4 * PG), 1);
     vfu_client_close(c);
 
     /* The second client maps the same ranges: nothing is left over. */
     c = client_open(dev);
     set_timeouts(c);
-    assert_int_equal(dev->nr_dma_unregister, 3);
+    assert_int_equal(dev->nr_dma_unregister, 4);
     assert_int_equal(dev->nr_resets[VFU_RESET_LOST_CONN], 1);
     assert_int_equal(vfu_client_dma_map(c, IOVA, 8 * PG, memfd, 0, NULL, RW),
                      0);
-    assert_int_equal(dev->nr_dma_register, 4);
+    assert_int_equal(dev->nr_dma_register, 5);
     vfu_client_close(c);
     dev_join(dev);
-    assert_int_equal(dev->nr_dma_unregister, 4);
+    assert_int_equal(dev->nr_dma_unregister, 5);
     /* The last one unregistered saw its memory (the first byte, 0). */
     assert_int_equal(dev->dma_unregister_peek, 0);
     /* Every fd the server received is closed; its mappings are gone. */
@@ -586,14 +806,6 @@ test_disconnect(void **state)
 
 #define MSG_IOVA    0x40000000ull
 #define MSG_SIZE    (4u << 20)
-
-static uint64_t
-dma_served(vfu_client_t *c)
-{
-    struct vfu_client_stats st;
-    vfu_client_get_stats(c, &st);
-    return st.dma_served;
-}
 
 /*
  * Memory registered without an fd: the device's vfu_sgl_read/write become
@@ -685,6 +897,58 @@ test_msg_dma(void **state)
     assert_int_equal(dma_served(f->c), served + 2);
     assert_true(server_alive(f->c));
     free(guest);
+}
+
+/*
+ * vfu_sgl_read/write's flags on memory the server has mapped (a memfd):
+ * 0 means DMA_READ / DMA_WRITE messages all the same, counted as the
+ * client serves them; VFU_SGL_DIRECT_ACCESS means through the mapping, no
+ * message; any other bit is refused with EINVAL before anything moves.
+ */
+static void
+test_sgl_flags(void **state)
+{
+    struct fx *f = *state;
+    const uint64_t len = 100 * 1024;
+    uint64_t served;
+
+    /* The client can answer messages for it: it gives its own mapping. */
+    assert_int_equal(vfu_client_dma_map(f->c, IOVA, MEM_SIZE, f->memfd, 0,
+                                        f->mem, RW), 0);
+    fill(f->mem, len, 9);
+    memset(f->mem + (512u << 10), 0, len);
+
+    /* 0: reads of at most 64 KiB (2 here) and one write, all by message. */
+    served = dma_served(f->c);
+    assert_int_equal(engine_rw(f, 0, IOVA + 3, IOVA + (512u << 10), len), 0);
+    assert_int_equal(dma_served(f->c), served + 3);
+    assert_memory_equal(f->mem + (512u << 10), f->mem + 3, len);
+
+    /* Direct: the same copy, no message. */
+    memset(f->mem + (512u << 10), 0, len);
+    served = dma_served(f->c);
+    assert_int_equal(engine_rw(f, VFU_SGL_DIRECT_ACCESS, IOVA + 5,
+                               IOVA + (512u << 10), len), 0);
+    assert_int_equal(dma_served(f->c), served);
+    assert_memory_equal(f->mem + (512u << 10), f->mem + 5, len);
+
+    /* Any other bit: EINVAL, nothing sent, nothing written. */
+    memset(f->mem + (512u << 10), 0, len);
+    assert_int_equal(engine_rw(f, 2, IOVA, IOVA + (512u << 10), len), EINVAL);
+    assert_int_equal(engine_rw(f, VFU_SGL_DIRECT_ACCESS | (1u << 31), IOVA,
+                               IOVA + (512u << 10), len), EINVAL);
+    assert_int_equal(engine_rw(f, 0xff, IOVA, IOVA + (512u << 10), len),
+                     EINVAL);
+    assert_int_equal(dma_served(f->c), served);
+    assert_int_equal(f->mem[(512u << 10) + 1], 0);
+
+    /* Memory without an fd goes by message whatever the flags. */
+    assert_int_equal(vfu_client_dma_map(f->c, MSG_IOVA, PG, -1, 0, f->mem,
+                                        RW), 0);
+    assert_int_equal(engine_rw(f, VFU_SGL_DIRECT_ACCESS, MSG_IOVA, IOVA + PG,
+                               64), 0);
+    assert_int_equal(dma_served(f->c), served + 1);
+    assert_true(server_alive(f->c));
 }
 
 /*
@@ -1345,12 +1609,15 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_map_unmap),
         T(test_map_refused),
+        T(test_map_flags),
         T(test_map_limit),
+        cmocka_unit_test(test_max_regions),
         T(test_unmap_refused),
         T(test_client_checks),
         T(test_engine_copy),
         cmocka_unit_test(test_disconnect),
         T(test_msg_dma),
+        T(test_sgl_flags),
         cmocka_unit_test_setup_teardown(test_client_serves, fake_setup,
                                         fake_teardown),
         cmocka_unit_test_setup_teardown(test_client_serves_many, fake_setup,

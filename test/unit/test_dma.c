@@ -3,18 +3,25 @@
  * (lib/dirty.c), without a socket: adding regions (every refusal and its
  * errno), overlap, lookup across regions, the count-needed return of
  * vfu_addr_to_sgl(), protection, mapping a memfd, stale entries after an
- * unmap, 65535 regions, the callbacks, and the log's page arithmetic
- * (replicated and aggregated report bits, read-and-clear, merging).
+ * unmap, the flags of vfu_sgl_read/write, regions for file I/O, the
+ * rounding of mappings to the file's block size (the arithmetic, and a
+ * real hugetlbfs file when huge pages can be had), 65535 regions, 10^6
+ * regions mapped top-down and at random (the limit, max_regions), the
+ * callbacks, and the log's page arithmetic (replicated and aggregated
+ * report bits, read-and-clear, merging).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -90,6 +97,22 @@ memfd(size_t size)
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, (off_t)size), 0);
     return fd;
+}
+
+/* dma_sg_lookup(), its answer taken apart. */
+static int
+sg_lookup(vfu_ctx_t *ctx, const dma_sg_t *sg, uint64_t *iova, size_t *len,
+          void **vaddr, bool is_write)
+{
+    struct dma_sg_where w;
+    int ret = dma_sg_lookup(ctx, sg, is_write, &w);
+
+    if (ret == 0) {
+        *iova = w.iova;
+        *len = w.len;
+        *vaddr = w.vaddr;
+    }
+    return ret;
 }
 
 static int
@@ -214,7 +237,7 @@ test_lookup_one(void **state)
 
     assert_int_equal(dma_map(ctx, 0x10000, 4 * PG, -1, 0, RW), 0);
     assert_int_equal(to_sgl(ctx, 0x10000 + 100, 200, sgl, 2, RW), 1);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
     assert_int_equal(iova, 0x10000 + 100);
     assert_int_equal(len, 200);
     assert_null(vaddr);
@@ -271,22 +294,22 @@ test_lookup_across(void **state)
     assert_int_equal(dma_map(ctx, 0x15000, PG, -1, 0, RW), 0);
 
     assert_int_equal(to_sgl(ctx, 0x10800, 0x3000, sgl, 4, PROT_READ), 3);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
                                    false), 0);
     assert_int_equal(iova, 0x10800);
     assert_int_equal(len, 0x800);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
                                    false), 0);
     assert_int_equal(iova, 0x11000);
     assert_int_equal(len, 0x2000);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 2), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 2), &iova, &len, &vaddr,
                                    false), 0);
     assert_int_equal(iova, 0x13000);
     assert_int_equal(len, 0x800);
     /* The read-only region refuses writes through its entry. */
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 1), &iova, &len, &vaddr,
                                    true), -EACCES);
-    assert_int_equal(dma_sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
+    assert_int_equal(sg_lookup(ctx, sg_at(sgl, 0), &iova, &len, &vaddr,
                                    true), 0);
 
     /* Too few entries: -x - 1 with errno 0, and nothing past max written. */
@@ -348,7 +371,7 @@ test_mapped_and_stale(void **state)
     vfu_sgl_put(ctx, sgl, iov, 1);
     assert_int_equal(pread(fd, buf, 5, 3 * PG + 3), 5);
     assert_memory_equal(buf, "hello", 5);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, true), 0);
     assert_ptr_equal(vaddr, iov[0].iov_base);
 
     /* The unregister callback can still read the memory. */
@@ -359,13 +382,13 @@ test_mapped_and_stale(void **state)
     assert_int_equal(st.last_unregister.iova.iov_len, 4 * PG);
 
     /* The entry is stale, also once the same range is mapped again. */
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
                      -ENOENT);
     assert_false(vfu_sg_is_mappable(ctx, sgl));
     assert_int_equal(vfu_sgl_get(ctx, sgl, iov, 1, 0), -1);
     assert_int_equal(errno, ENOENT);
     assert_int_equal(dma_map(ctx, 0x40000, 4 * PG, fd, 0, RW), 0);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false),
                      -ENOENT);
     assert_int_equal(vfu_sgl_get(ctx, sgl, iov, 1, 0), -1);
     assert_int_equal(errno, ENOENT);
@@ -390,6 +413,362 @@ test_mapped_and_stale(void **state)
     close(fd);
 }
 
+/*
+ * vfu_sgl_read/write on mapped memory: VFU_SGL_DIRECT_ACCESS copies through
+ * the mapping; 0 goes by message even so (here, with no client, ENOTCONN);
+ * other bits are EINVAL.
+ */
+static void
+test_sgl_flags(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    int fd = memfd(4 * PG);
+    dma_sg_t *sgl = sgl_new(1);
+    char buf[16] = "sixteen bytes...", back[16];
+
+    assert_int_equal(dma_map(ctx, 0x40000, 4 * PG, fd, 0, RW), 0);
+    assert_int_equal(to_sgl(ctx, 0x40000 + 10, 16, sgl, 1, RW), 1);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 1, buf, VFU_SGL_DIRECT_ACCESS), 0);
+    assert_int_equal(pread(fd, back, 16, 10), 16);
+    assert_memory_equal(back, buf, 16);
+    memset(back, 0, sizeof(back));
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back, VFU_SGL_DIRECT_ACCESS), 0);
+    assert_memory_equal(back, buf, 16);
+
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back, 0), -1);
+    assert_int_equal(errno, ENOTCONN);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 1, "XXXXXXXXXXXXXXXX", 0), -1);
+    assert_int_equal(errno, ENOTCONN);
+    /* The older four-argument form means 0. */
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back), -1);
+    assert_int_equal(errno, ENOTCONN);
+    for (int bit = 1; bit < 32; bit++) {
+        assert_int_equal(vfu_sgl_write(ctx, sgl, 1, "XXXXXXXXXXXXXXXX",
+                                       (int)(1u << bit)), -1);
+        assert_int_equal(errno, EINVAL);
+        assert_int_equal(vfu_sgl_read(ctx, sgl, 1, back,
+                                      VFU_SGL_DIRECT_ACCESS | (int)(1u << bit)),
+                         -1);
+        assert_int_equal(errno, EINVAL);
+    }
+    assert_int_equal(pread(fd, back, 16, 10), 16);
+    assert_memory_equal(back, buf, 16);
+    free(sgl);
+    close(fd);
+}
+
+static int
+open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    assert_non_null(d);
+    while (readdir(d) != NULL) {
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * A region for file I/O: refused without an fd, for a stream, for access
+ * the file's open mode lacks; not mapped (no vaddr, vfu_sgl_get EFAULT);
+ * reached with pread/pwrite on a duplicate of the fd at offset + position,
+ * which goes with the region (unmap, remove all, free); a file cut short
+ * later fails the access with EFAULT.
+ */
+static void
+test_file_io(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    int fd = memfd(16 * PG), base, p[2];
+    dma_sg_t *sgl = sgl_new(2);
+    char buf[3 * PG], back[3 * PG];
+    struct iovec iov;
+
+    assert_int_equal(vfu_setup_device_dma(ctx, 16, register_cb, unregister_cb),
+                     0);
+    base = open_fds();
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, -1, 0, RW), -EINVAL);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, p[0], 0, PROT_READ),
+                     -EINVAL);
+    close(p[0]);
+    close(p[1]);
+    char path[] = "/tmp/vfu-dma-XXXXXX";
+    int tmp = mkstemp(path);
+    assert_true(tmp >= 0);
+    assert_int_equal(ftruncate(tmp, 4 * PG), 0);
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    unlink(path);
+    base = open_fds();
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, ro, 0, RW), -EACCES);
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 4 * PG, ro, 0, PROT_READ),
+                     0);
+    assert_int_equal(open_fds(), base + 1);
+    assert_int_equal(dma_unmap(ctx, 0x40000, 4 * PG), 0);
+    assert_int_equal(open_fds(), base);
+    close(tmp);
+    close(ro);
+    base = open_fds();
+
+    /* Pages 3..10 of the file at 0x40000, the next 4 at 0x48000. */
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 8 * PG, fd, 3 * PG, RW), 0);
+    assert_int_equal(st.nr_register, 2);
+    assert_null(st.last_register.vaddr);
+    assert_null(st.last_register.mapping.iov_base);
+    assert_int_equal(st.last_register.mapping.iov_len, 0);
+    assert_int_equal(st.last_register.prot, RW);
+    assert_int_equal(dma_map_file_io(ctx, 0x48000, 4 * PG, fd, 11 * PG, RW), 0);
+    assert_int_equal(open_fds(), base + 2);
+
+    /* Across both regions, from the middle of a page. */
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (char)(i * 13);
+    }
+    assert_int_equal(to_sgl(ctx, 0x40000 + 7 * PG + 100, sizeof(buf), sgl, 2,
+                            RW), 2);
+    assert_false(vfu_sg_is_mappable(ctx, sgl));
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 0), -1);
+    assert_int_equal(errno, EFAULT);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 2, buf, VFU_SGL_DIRECT_ACCESS), 0);
+    assert_int_equal(pread(fd, back, sizeof(back), 10 * PG + 100),
+                     (ssize_t)sizeof(back));
+    assert_memory_equal(back, buf, sizeof(buf));
+    memset(back, 0, sizeof(back));
+    assert_int_equal(pwrite(fd, "Q", 1, 12 * PG), 1);
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 2, back, VFU_SGL_DIRECT_ACCESS), 0);
+    buf[2 * PG - 100] = 'Q';
+    assert_memory_equal(back, buf, sizeof(buf));
+    /* Flags 0: by message (no client here). */
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 2, back, 0), -1);
+    assert_int_equal(errno, ENOTCONN);
+
+    /* The client cuts its file short: the access fails, nothing crashes. */
+    assert_int_equal(ftruncate(fd, 12 * PG), 0);
+    assert_int_equal(vfu_sgl_read(ctx, sgl, 2, back, VFU_SGL_DIRECT_ACCESS), -1);
+    assert_int_equal(errno, EFAULT);
+
+    /* The duplicates go with their regions. */
+    assert_int_equal(dma_unmap(ctx, 0x48000, 4 * PG), 0);
+    assert_int_equal(open_fds(), base + 1);
+    dma_remove_all(ctx);
+    assert_int_equal(open_fds(), base);
+    assert_int_equal(st.nr_unregister, 3);
+    assert_int_equal(dma_map_file_io(ctx, 0x40000, 8 * PG, fd, 0, RW), 0);
+    dma_free(ctx);
+    assert_int_equal(open_fds(), base);
+    free(sgl);
+    close(fd);
+}
+
+/*
+ * What is mapped of a file with a large block size (hugetlbfs): the
+ * region rounded out to whole blocks, bounded by the end of a regular
+ * file. The arithmetic alone, so that it is covered where there are no
+ * huge pages.
+ */
+static void
+test_map_span(void **state)
+{
+    const uint64_t MB2 = 2u << 20, GB = 1u << 30, top = 1ull << 63;
+    const struct {
+        uint64_t offset, size, blksize, file_size, start, len;
+    } cases[] = {
+        /* Inside one block, at its start, across a boundary, aligned. */
+        { PG, 2 * PG, MB2, 2 * MB2, 0, MB2 },
+        { 0, PG, MB2, 2 * MB2, 0, MB2 },
+        { MB2 - PG, 2 * PG, MB2, UINT64_MAX, 0, 2 * MB2 },
+        { MB2, MB2, MB2, 2 * MB2, MB2, MB2 },
+        { PG, 3 * MB2, MB2, 4 * MB2, 0, 4 * MB2 },
+        /* A file ending inside the last block: no further. */
+        { MB2 + PG, PG, MB2, MB2 + MB2 / 2, MB2, MB2 / 2 },
+        { MB2 + PG, PG, MB2, MB2 + 2 * PG, MB2, 2 * PG },
+        /* ...but never short of the region itself. */
+        { 0, 2 * PG, MB2, PG, 0, MB2 },
+        /* System pages: nothing to round. */
+        { 3 * PG, 5 * PG, PG, 8 * PG, 3 * PG, 5 * PG },
+        /* 1 GiB pages; the top of what an off_t reaches. */
+        { PG, PG, GB, UINT64_MAX, 0, GB },
+        { top - 2 * MB2 + PG, PG, MB2, UINT64_MAX, top - 2 * MB2, MB2 },
+        { top - MB2, MB2 - PG, MB2, top - PG, top - MB2, MB2 - PG },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t start = 1, len = 1;
+        dma_map_span(cases[i].offset, cases[i].size, cases[i].blksize,
+                     cases[i].file_size, &start, &len);
+        assert_int_equal(start, cases[i].start);
+        assert_int_equal(len, cases[i].len);
+        /* The region lies inside what is mapped. */
+        assert_true(start <= cases[i].offset);
+        assert_true(cases[i].offset + cases[i].size <= start + len);
+    }
+}
+
+/* The default huge page size in bytes, or 0; a count from /proc/meminfo. */
+static long
+meminfo(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    long v = -1;
+
+    if (f == NULL) {
+        return -1;
+    }
+    while (v < 0 && fgets(line, sizeof(line), f) != NULL) {
+        size_t n = strlen(key);
+        if (strncmp(line, key, n) == 0 && line[n] == ':') {
+            v = atol(line + n + 1);
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static long
+read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+
+    if (f != NULL) {
+        if (fscanf(f, "%ld", &v) != 1) {
+            v = -1;
+        }
+        fclose(f);
+    }
+    return v;
+}
+
+static bool
+write_long(const char *path, long v)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f != NULL && fprintf(f, "%ld\n", v) > 0;
+
+    return f != NULL && fclose(f) == 0 && ok;
+}
+
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+static long huge_pages_before = -1;     /* to restore, if we raised it */
+
+/* @need free huge pages: there already, or reserved as root. */
+static bool
+huge_pages_get(long need)
+{
+    long free_pages = meminfo("HugePages_Free"), nr = read_long(NR_HUGEPAGES);
+
+    if (free_pages >= need) {
+        return true;
+    }
+    if (free_pages < 0 || nr < 0 || geteuid() != 0 ||
+        !write_long(NR_HUGEPAGES, nr + need - free_pages)) {
+        return false;
+    }
+    huge_pages_before = nr;
+    return meminfo("HugePages_Free") >= need;
+}
+
+static int
+teardown_huge(void **state)
+{
+    teardown(state);
+    if (huge_pages_before >= 0) {
+        (void)write_long(NR_HUGEPAGES, huge_pages_before);
+        huge_pages_before = -1;
+    }
+    return 0;
+}
+
+/* Whether [p, p + len) is mapped at all (msync says ENOMEM where not). */
+static bool
+is_mapped(void *p, size_t len)
+{
+    return msync(p, len, MS_ASYNC) == 0;
+}
+
+/*
+ * A real hugetlbfs memfd: regions at offsets and sizes that are not
+ * multiples of the huge page map, rounded out to whole huge pages; the
+ * device sees the client's bytes at vaddr; the whole rounded mapping goes
+ * at unmap; the file does not grow. Skipped without huge pages.
+ */
+static void
+test_hugetlbfs(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    long hp = meminfo("Hugepagesize") * 1024;
+    dma_sg_t *sgl;
+    uint8_t *client;
+    struct iovec iov;
+    struct stat sb;
+    void *base;
+    int fd;
+
+    if (hp <= 0 || !huge_pages_get(2)) {
+        skip();
+    }
+    fd = memfd_create("dma-huge", MFD_CLOEXEC | MFD_HUGETLB);
+    if (fd < 0) {
+        skip();
+    }
+    assert_int_equal(ftruncate(fd, 2 * hp), 0);
+    client = mmap(NULL, 2 * (size_t)hp, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  fd, 0);
+    if (client == MAP_FAILED) {
+        close(fd);              /* the pages went meanwhile (ENOMEM) */
+        skip();
+    }
+    sgl = sgl_new(1);
+    assert_int_equal(vfu_setup_device_dma(ctx, 8, register_cb, unregister_cb),
+                     0);
+
+    /* Two pages from 4 KiB into the first huge page. */
+    assert_int_equal(dma_map(ctx, 0x10000000, 2 * PG, fd, PG, RW), 0);
+    assert_int_equal(st.last_register.page_size, hp);
+    assert_int_equal(st.last_register.mapping.iov_len, hp);
+    base = st.last_register.mapping.iov_base;
+    assert_int_equal((uintptr_t)base % (uintptr_t)hp, 0);
+    assert_ptr_equal(st.last_register.vaddr, (uint8_t *)base + PG);
+    assert_int_equal(st.last_register.iova.iov_len, 2 * PG);
+    memcpy(client + PG + 10, "hello", 5);
+    assert_int_equal(to_sgl(ctx, 0x10000000 + 10, 5, sgl, 1, RW), 1);
+    assert_int_equal(vfu_sgl_get(ctx, sgl, &iov, 1, 0), 0);
+    assert_ptr_equal(iov.iov_base, (uint8_t *)base + PG + 10);
+    assert_memory_equal(iov.iov_base, "hello", 5);
+    vfu_sgl_put(ctx, sgl, &iov, 1);
+
+    /* Across the boundary of the two huge pages: both mapped. */
+    assert_int_equal(dma_map(ctx, 0x20000000, 2 * PG, fd, hp - PG, RW), 0);
+    assert_int_equal(st.last_register.mapping.iov_len, 2 * hp);
+    assert_ptr_equal(st.last_register.vaddr,
+                     (uint8_t *)st.last_register.mapping.iov_base + hp - PG);
+    assert_int_equal(to_sgl(ctx, 0x20000000 + PG - 2, 4, sgl, 1, RW), 1);
+    assert_int_equal(vfu_sgl_write(ctx, sgl, 1, "ABCD", VFU_SGL_DIRECT_ACCESS),
+                     0);
+    assert_memory_equal(client + hp - 2, "ABCD", 4);
+    assert_int_equal(fstat(fd, &sb), 0);
+    assert_int_equal(sb.st_size, 2 * hp);
+
+    /* The rounded mapping goes whole. */
+    assert_true(is_mapped(base, hp));
+    assert_int_equal(dma_unmap(ctx, 0x10000000, 2 * PG), 0);
+    assert_ptr_equal(st.last_unregister.mapping.iov_base, base);
+    assert_false(is_mapped(base, hp));
+    base = st.last_register.mapping.iov_base;
+    dma_remove_all(ctx);
+    assert_false(is_mapped(base, hp));
+    assert_false(is_mapped((uint8_t *)base + hp, hp));
+    free(sgl);
+    munmap(client, 2 * (size_t)hp);
+    close(fd);
+}
+
 /* The table holds max_dma_maps regions and finds each of them. */
 static void
 test_many_regions(void **state)
@@ -402,8 +781,7 @@ test_many_regions(void **state)
 
     /*
      * Every other page: the first 1000 from the top down (each goes to the
-     * front), the rest upwards as clients usually map. Insertion moves the
-     * entries above, so building the table top-down costs O(n^2).
+     * front), the rest upwards as clients usually map.
      */
     for (uint64_t i = 1000; i-- > 0;) {
         assert_int_equal(dma_map(ctx, i * 2 * PG, PG, -1, 0, RW), 0);
@@ -418,13 +796,13 @@ test_many_regions(void **state)
     assert_int_equal(dma_map(ctx, 0, PG, -1, 0, RW), -EEXIST);
     for (uint64_t i = 0; i < SERVER_MAX_DMA_MAPS; i += 97) {
         assert_int_equal(to_sgl(ctx, i * 2 * PG + 5, 10, sgl, 2, PROT_READ), 1);
-        assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
+        assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
         assert_int_equal(iova, i * 2 * PG + 5);
         assert_int_equal(to_sgl(ctx, i * 2 * PG + PG, 1, sgl, 2, 0), -1);
         assert_int_equal(errno, ENOENT);
     }
     /*
-     * Unmap 500 (each removal moves the entries above it), map pages
+     * Unmap 500, map pages
      * between them: slots are reused, old entries stay stale, new distinct.
      */
     assert_int_equal(to_sgl(ctx, 2 * PG, 1, sgl, 2, 0), 1);
@@ -436,7 +814,7 @@ test_many_regions(void **state)
         assert_int_equal(dma_map(ctx, i * 2 * PG + PG, PG, -1, 0, RW), 0);
     }
     assert_int_equal(dma_nr_maps(ctx), SERVER_MAX_DMA_MAPS);
-    assert_int_equal(dma_sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
+    assert_int_equal(sg_lookup(ctx, sgl, &iova, &len, &vaddr, false), 0);
     assert_int_equal(iova, 2 * PG);
     assert_int_equal(to_sgl(ctx, 4 * PG, 1, sgl, 2, 0), -1);
     assert_int_equal(errno, ENOENT);
@@ -445,6 +823,98 @@ test_many_regions(void **state)
     dma_remove_all(ctx);
     assert_int_equal(dma_nr_maps(ctx), 0);
     free(sgl);
+}
+
+/*
+ * 10^6 regions (LIBVFIO_USER_MAX_DMA_REGIONS), mapped top-down and in
+ * random order: each map, lookup and unmap is O(log n), so this takes a
+ * second or two where a sorted array took minutes.
+ */
+static uint64_t
+xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void
+map_million(vfu_ctx_t *ctx, const uint32_t *order)
+{
+    const uint32_t n = LIBVFIO_USER_MAX_DMA_REGIONS;
+    dma_sg_t *sgl = sgl_new(2);
+    uint64_t x = 12345;
+
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(dma_map(ctx, (uint64_t)order[i] * 2 * PG, PG, -1, 0,
+                                 RW), 0);
+    }
+    assert_int_equal(dma_nr_maps(ctx), n);
+    /* Full: the next is refused, an overlap still reported as one. */
+    assert_int_equal(dma_map(ctx, (uint64_t)n * 2 * PG, PG, -1, 0, RW),
+                     -EINVAL);
+    assert_int_equal(dma_map(ctx, 2 * PG, PG, -1, 0, RW), -EEXIST);
+    for (int k = 0; k < 100000; k++) {
+        uint64_t i = xorshift(&x) % n;
+        assert_int_equal(to_sgl(ctx, i * 2 * PG + 7, 9, sgl, 2, PROT_READ), 1);
+        assert_int_equal(to_sgl(ctx, i * 2 * PG + PG, 1, sgl, 2, 0), -1);
+        assert_int_equal(errno, ENOENT);
+    }
+    /* Every other region goes, in the same order; the rest stay found. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (order[i] % 2 == 1) {
+            assert_int_equal(dma_unmap(ctx, (uint64_t)order[i] * 2 * PG, PG),
+                             0);
+        }
+    }
+    assert_int_equal(dma_nr_maps(ctx), n / 2);
+    for (int k = 0; k < 100000; k++) {
+        uint64_t i = xorshift(&x) % n;
+        assert_int_equal(to_sgl(ctx, i * 2 * PG, 1, sgl, 2, PROT_READ),
+                         i % 2 ? -1 : 1);
+    }
+    dma_remove_all(ctx);
+    assert_int_equal(dma_nr_maps(ctx), 0);
+    free(sgl);
+}
+
+static void
+test_million_descending(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    uint32_t *order = malloc(LIBVFIO_USER_MAX_DMA_REGIONS * sizeof(*order));
+
+    assert_non_null(order);
+    for (uint32_t i = 0; i < LIBVFIO_USER_MAX_DMA_REGIONS; i++) {
+        order[i] = LIBVFIO_USER_MAX_DMA_REGIONS - 1 - i;
+    }
+    assert_int_equal(vfu_setup_device_dma(ctx, LIBVFIO_USER_MAX_DMA_REGIONS,
+                                          NULL, NULL), 0);
+    map_million(ctx, order);
+    free(order);
+}
+
+static void
+test_million_random(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    uint32_t *order = malloc(LIBVFIO_USER_MAX_DMA_REGIONS * sizeof(*order));
+    uint64_t x = 99;
+
+    assert_non_null(order);
+    for (uint32_t i = 0; i < LIBVFIO_USER_MAX_DMA_REGIONS; i++) {
+        order[i] = i;
+    }
+    for (uint32_t i = LIBVFIO_USER_MAX_DMA_REGIONS; i > 1; i--) {
+        uint32_t j = (uint32_t)(xorshift(&x) % i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    assert_int_equal(vfu_setup_device_dma(ctx, LIBVFIO_USER_MAX_DMA_REGIONS,
+                                          NULL, NULL), 0);
+    map_million(ctx, order);
+    free(order);
 }
 
 /* ------------------------------------------------------------------ */
@@ -662,7 +1132,13 @@ main(void)
         T(test_lookup_one),
         T(test_lookup_across),
         T(test_mapped_and_stale),
+        T(test_sgl_flags),
+        T(test_file_io),
+        T(test_map_span),
+        cmocka_unit_test_setup_teardown(test_hugetlbfs, setup, teardown_huge),
         T(test_many_regions),
+        T(test_million_descending),
+        T(test_million_random),
         T(test_dirty_log),
         T(test_dirty_merge),
         T(test_logging),
