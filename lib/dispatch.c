@@ -260,18 +260,6 @@ serve_buffered(vfu_ctx_t *ctx, int *handled)
     }
 }
 
-int
-dispatch_serve_buffered(vfu_ctx_t *ctx)
-{
-    int handled = 0;
-    int ret = serve_buffered(ctx, &handled);
-
-    if (ret == -ENOTCONN) {
-        ctx->conn_broken = true;    /* vfu_run_ctx() disconnects */
-    }
-    return ret < 0 ? ret : handled;
-}
-
 VFU_EXPORT int
 vfu_run_ctx(vfu_ctx_t *ctx)
 {

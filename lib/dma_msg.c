@@ -253,7 +253,8 @@ wait_reply(vfu_ctx_t *ctx, const struct dma_wait *w)
         for (int i = 0; ret > 0 && i < 2; i++) {
             if (p[i].revents != 0) {
                 ssize_t n = tran_rx_fill(i == 0 ? &ctx->rx : &ctx->twin_rx,
-                                         p[i].fd, 0);
+                                         p[i].fd, ctx->exact_reads ?
+                                         TRAN_RX_ONE_MSG : 0);
                 if (n < 0 && n != -EAGAIN) {
                     return (int)n;
                 }
@@ -284,9 +285,22 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
     }
     struct dma_wait w = { .id = id, .cmd = cmd, .addr = addr, .dst = buf,
                           .count = count };
+    /*
+     * A wait the device started outside any request (from its own loop)
+     * must not take in what comes after its reply: the device would next
+     * poll() the socket, which does not report what we hold. So it (and
+     * any wait nested in it) reads no further than one message at a time.
+     */
+    bool outermost = ctx->nest_depth == 0 && ctx->handler_depth == 0;
+    if (outermost) {
+        ctx->exact_reads = true;
+    }
     ctx->waits[ctx->nest_depth++] = &w;
     ret = wait_reply(ctx, &w);
     ctx->nest_depth--;
+    if (outermost) {
+        ctx->exact_reads = false;
+    }
     return ret;
 }
 
@@ -297,8 +311,8 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
  * served while we waited may have unmapped it.
  */
 static int
-transfer_pieces(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
-                bool is_write)
+dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
+                 bool is_write)
 {
     uint64_t limit = ctx->client_caps.max_data_xfer_size;
 
@@ -333,22 +347,6 @@ transfer_pieces(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
     return 0;
 }
 
-static int
-dma_msg_transfer(vfu_ctx_t *ctx, uint64_t addr, uint8_t *buf, size_t len,
-                 bool is_write)
-{
-    int ret = transfer_pieces(ctx, addr, buf, len, is_write);
-
-    /*
-     * Started outside any request (the device's own loop): requests that
-     * came with the replies sit in our buffer, where poll() on the socket
-     * will not report them. Serve them now, as vfu_run_ctx() would have.
-     */
-    if (ret != -ENOTCONN && ctx->nest_depth == 0 && ctx->handler_depth == 0) {
-        (void)dispatch_serve_buffered(ctx);
-    }
-    return ret;
-}
 
 static const dma_sg_t *
 sg_at(const dma_sg_t *sgl, size_t i)

@@ -196,6 +196,7 @@ struct vfu_ctx {
     uint16_t next_msg_id;
     unsigned nest_depth;            /* DMA waits in progress */
     unsigned handler_depth;         /* request handlers running */
+    bool exact_reads;               /* a DMA wait outside any request */
     struct dma_wait *waits[MAX_NEST_DEPTH]; /* theirs, outermost first */
     void *nested_reply_mem[MAX_NEST_DEPTH];
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
@@ -266,13 +267,6 @@ int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
  * socket failed.
  */
 int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
-/*
- * Serves what is already buffered (and set aside), without reading the
- * socket: for a DMA wait the device started outside any request, which may
- * have read requests that poll() on the socket will never report. The
- * number served, or -EBUSY / -ENOTCONN as vfu_run_ctx() would see them.
- */
-int dispatch_serve_buffered(vfu_ctx_t *ctx);
 
 /* dma_msg.c */
 void dma_msg_free(vfu_ctx_t *ctx);

@@ -287,6 +287,28 @@ recv_some(int sock, struct iovec *iov, size_t iovcnt, int flags, bool restart,
     return n;
 }
 
+/*
+ * Bytes still missing for the next message: the rest of its header, then
+ * the rest of its body, or what is left of one being skipped. Fds come
+ * with a message's first bytes, so reading up to here never splits a
+ * message from its fds.
+ */
+static size_t
+next_msg_need(const struct tran_rx *rx)
+{
+    size_t avail = rx->end - rx->start;
+    struct vfio_user_header hdr;
+
+    if (rx->skip > 0) {
+        return rx->skip > SIZE_MAX - avail ? SIZE_MAX : (size_t)rx->skip;
+    }
+    if (avail < HDR_SIZE) {
+        return HDR_SIZE - avail;
+    }
+    memcpy(&hdr, rx->buf + rx->start, HDR_SIZE);
+    return hdr.msg_size > avail ? hdr.msg_size - avail : 1;
+}
+
 ssize_t
 tran_rx_fill(struct tran_rx *rx, int sock, unsigned how)
 {
@@ -301,6 +323,12 @@ tran_rx_fill(struct tran_rx *rx, int sock, unsigned how)
     }
     iov.iov_base = rx->buf + rx->end;
     iov.iov_len = rx->cap - rx->end;
+    if (how & TRAN_RX_ONE_MSG) {
+        size_t want = next_msg_need(rx);
+        if (want < iov.iov_len) {
+            iov.iov_len = want;
+        }
+    }
     n = recv_some(sock, &iov, 1, (how & TRAN_RX_BLOCK) ? 0 : MSG_DONTWAIT,
                   !(how & TRAN_RX_EINTR), fds, &nr_fds, &ctrunc);
     if (n < 0) {

@@ -94,9 +94,14 @@ void tran_rx_release(struct tran_rx *rx);
 /* True when bytes of an unfinished message are buffered. */
 bool tran_rx_pending(const struct tran_rx *rx);
 
-/* tran_rx_fill() @how: wait for bytes; and let a signal end the wait. */
+/*
+ * tran_rx_fill() @how: wait for bytes; let a signal end the wait; read no
+ * further than the end of the next message (two reads a message, but
+ * nothing after it is taken from the socket).
+ */
 #define TRAN_RX_BLOCK   1u
 #define TRAN_RX_EINTR   2u
+#define TRAN_RX_ONE_MSG 4u
 
 /*
  * One recvmsg() into the buffer. Returns the number of bytes received,
