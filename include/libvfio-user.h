@@ -390,7 +390,7 @@ dma_sg_size(void);
  * descriptor (or for file I/O). @mapping: the whole mapping, which holds
  * @vaddr's range rounded out to whole pages of the file (huge pages on
  * hugetlbfs), zero without one. @page_size: of the mapping (e.g. 2 MiB for
- * huge pages), 0 without one. @prot: PROT_READ and/or PROT_WRITE, the
+ * huge pages), the system page size without one. @prot: PROT_READ and/or PROT_WRITE, the
  * access the client granted (and, with a mapping, its protection).
  */
 typedef struct vfu_dma_info {

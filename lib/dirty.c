@@ -35,6 +35,12 @@ dirty_new(uint64_t pgsize)
     return log;
 }
 
+uint64_t
+dirty_page_size(const struct dirty_log *log)
+{
+    return log->pgsize;
+}
+
 void
 dirty_free(struct dirty_log *log)
 {

@@ -111,7 +111,10 @@ dma_log_start(vfu_ctx_t *ctx, uint64_t *page_size,
         return -ENOMEM;
     }
     if (t->log != NULL) {
-        return -EBUSY;
+        /* Already logging: again at the same page size is no change. */
+        return dirty_page_size(t->log) == *page_size ||
+               (*page_size < SERVER_DMA_PGSIZE &&
+                dirty_page_size(t->log) == SERVER_DMA_PGSIZE) ? 0 : -EINVAL;
     }
     if (*page_size == 0 || (*page_size & (*page_size - 1)) != 0) {
         return -EINVAL;
@@ -191,7 +194,9 @@ region_info(const struct dma_region *r)
     vfu_dma_info_t info = {
         .iova = { .iov_base = (void *)(uintptr_t)r->iova, .iov_len = r->size },
         .vaddr = r->vaddr,
-        .page_size = r->page_size,
+        /* Without a mapping, the system page (as the original reports). */
+        .page_size = r->page_size != 0 ? r->page_size
+                                       : (size_t)sysconf(_SC_PAGESIZE),
         .prot = r->prot,
     };
 
@@ -631,7 +636,8 @@ handle_dma_unmap(vfu_ctx_t *ctx, struct tran_msg *msg, struct vfu_reply *reply)
     }
     memcpy(&u, msg->payload, sizeof(u));
     /* GET_DIRTY_BITMAP went with the old dirty page protocol. */
-    if (u.argsz < sizeof(u) || (u.flags & ~VFIO_DMA_UNMAP_FLAG_ALL) ||
+    /* argsz exactly the struct: there is no dirty bitmap to make room for. */
+    if (u.argsz != sizeof(u) || (u.flags & ~VFIO_DMA_UNMAP_FLAG_ALL) ||
         ((u.flags & VFIO_DMA_UNMAP_FLAG_ALL) ? (u.addr | u.size) != 0
                                              : u.size == 0)) {
         vfu_log_err(ctx, "DMA_UNMAP: argsz %u, flags %#x, [%#" PRIx64

@@ -177,7 +177,8 @@ vfu_sgl_get(vfu_ctx_t *ctx, dma_sg_t *sgl, struct iovec *iov, size_t cnt,
         struct dma_sg sg = sg_at(sgl, i);
         const struct dma_region *r = sg_region(ctx, &sg);
         if (r == NULL) {
-            errno = ENOENT;
+            /* Stale (unmapped since): ENOENT; never made by us: EINVAL. */
+            errno = sg.gen == 0 ? EINVAL : ENOENT;
             return -1;
         }
         if (r->vaddr == NULL) {

@@ -346,6 +346,7 @@ int dma_log_report(vfu_ctx_t *ctx, uint64_t iova, uint64_t length,
 #define DIRTY_MAX_PAGES (1ull << 31)    /* a 256 MiB bitmap in all */
 struct dirty_log;
 struct dirty_log *dirty_new(uint64_t pgsize);
+uint64_t dirty_page_size(const struct dirty_log *log);
 void dirty_free(struct dirty_log *log);
 /* Logs [iova, iova + len) too (len > 0, no wrap); -ENOMEM or -E2BIG. */
 int dirty_cover(struct dirty_log *log, uint64_t iova, uint64_t len);
