@@ -52,6 +52,8 @@ test-interop: build
 bench: build
 	$(BUILD)/bench/vfu-bench
 	$(BUILD)/bench/vfu-bench-migration
+	$(BUILD)/bench/vfu-dma-bench
+	$(BUILD)/bench/vfu-bench-doorbell
 	$(BUILD)/bench/vfu-bench-nvme
 
 clean:
