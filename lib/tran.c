@@ -329,8 +329,9 @@ tran_rx_direct(struct tran_rx *rx, int sock,
     bool ctrunc;
     ssize_t n;
 
-    if (tran_rx_pending(rx) || rx->nr_fd_sets > 0 || total < head ||
-        total > rx->cap) {
+    /* A held buffer keeps the bytes before start: it cannot take these. */
+    if (tran_rx_pending(rx) || rx->nr_fd_sets > 0 || rx->hold > 0 ||
+        total < head || total > rx->cap) {
         return 0;
     }
     compact(rx);

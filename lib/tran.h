@@ -118,7 +118,7 @@ int tran_rx_next(struct tran_rx *rx, struct tran_msg *msg);
  * Receives one message whose size and header the caller expects (a reply
  * carrying bulk data), with its payload after the first @head_len bytes going
  * straight into @dst: saves copying large replies out of the buffer. Works
- * only when nothing is buffered. Returns 1 when the expected message
+ * only when nothing is buffered and nothing held (returns 0 otherwise). Returns 1 when the expected message
  * (@expect's msg_id, cmd and msg_size, a reply without error or fds) arrived
  * this way: @msg's payload holds the first @head_len bytes and @dst the rest.
  * Returns 0 when something else came (an error reply, a server request):
