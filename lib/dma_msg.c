@@ -126,7 +126,9 @@ take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
     struct vfio_user_dma_rw rw;
 
     if (tran_hdr_error(&msg->hdr)) {
-        int err = msg->hdr.error_no != 0 ? (int)msg->hdr.error_no : EIO;
+        /* None, or beyond any errno (negated it could overflow): EIO. */
+        int err = msg->hdr.error_no != 0 && msg->hdr.error_no < 4096 ?
+                  (int)msg->hdr.error_no : EIO;
         vfu_log_err(ctx, "DMA %s of %u bytes at %#" PRIx64 " refused: %s",
                     is_write ? "write" : "read", count, addr, strerror(err));
         return -err;

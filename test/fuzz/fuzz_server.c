@@ -294,11 +294,13 @@ answer(const struct dma_req *r, int how, struct fz *in, bool other_socket)
         len = 0;                    /* a bare DMA_WRITE reply is fine too */
     }
     switch (how) {
-    case 1:
+    case 1: {
+        uint8_t e = fz_u8(in);
         hdr.flags |= VFIO_USER_F_ERROR;
-        hdr.error_no = fz_u8(in);
+        hdr.error_no = e == 0xff ? fz_u32(in) : e;     /* any value */
         len = 0;
         break;
+    }
     case 2:
         len += (size_t)(int8_t)fz_u8(in);
         if (len > sizeof(rw) + r->count + 128) {
