@@ -18,6 +18,8 @@ secs=${2:-}
 src=$(cd "$(dirname "$0")" && pwd)
 names=${*:-server tran version}
 status=0
+# A UBSan report is a finding, as the ASan ones are.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 budget() {
     case $1 in
