@@ -85,14 +85,15 @@ void fz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2),
  *   sendmsg  the library sends on a blocking socket: the wrapper sends
  *            without blocking and, while the peer's socket is full, calls
  *            drain() to read it;
- *   recvmsg  the library is about to receive: play the peer first if
- *            nothing is there.
+ *   recvmsg  the library receives: play the peer first if nothing is
+ *            there, then receive (fz_real_recvmsg()), or return -1 with
+ *            errno EAGAIN as a socket's SO_RCVTIMEO would.
  * Unset hooks pass the call through.
  */
 struct fz_hooks {
     int (*poll)(struct pollfd *fds, nfds_t nfds, int timeout);
     void (*drain)(void);
-    void (*before_recv)(int fd, const struct msghdr *msg, int flags);
+    ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
 };
 void fz_set_hooks(const struct fz_hooks *hooks);
 

@@ -461,12 +461,15 @@ __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 ssize_t
 __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    if (hooks != NULL && hooks->before_recv != NULL && !in_hook) {
-        in_hook = true;
-        hooks->before_recv(fd, msg, flags);
-        in_hook = false;
+    ssize_t ret;
+
+    if (hooks == NULL || hooks->recvmsg == NULL || in_hook) {
+        return __real_recvmsg(fd, msg, flags);
     }
-    return __real_recvmsg(fd, msg, flags);
+    in_hook = true;
+    ret = hooks->recvmsg(fd, msg, flags);
+    in_hook = false;
+    return ret;
 }
 
 int

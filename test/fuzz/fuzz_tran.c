@@ -49,14 +49,14 @@ received(void)
 }
 
 /* A blocking receive with nothing (or too little) there: end the stream. */
-static void
-before_recv(int fd, const struct msghdr *msg, int flags)
+static ssize_t
+hook_recvmsg(int fd, struct msghdr *msg, int flags)
 {
     int queued = 0;
     size_t want = 1;
 
     if (fd != t.sock || (flags & MSG_DONTWAIT) || t.peer_shut) {
-        return;
+        return fz_real_recvmsg(fd, msg, flags);
     }
     if (flags & MSG_WAITALL) {
         want = 0;
@@ -69,9 +69,10 @@ before_recv(int fd, const struct msghdr *msg, int flags)
         shutdown(t.peer, SHUT_WR);
         t.peer_shut = true;
     }
+    return fz_real_recvmsg(fd, msg, flags);
 }
 
-static const struct fz_hooks hooks = { .before_recv = before_recv };
+static const struct fz_hooks hooks = { .recvmsg = hook_recvmsg };
 
 static void
 pump(void)

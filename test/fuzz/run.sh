@@ -8,7 +8,7 @@
 #   test/fuzz/run.sh BUILD [SECONDS] [NAME...]
 #
 # SECONDS applies to every fuzzer; without it each gets its CI budget
-# (server 120 s, tran 60 s, version 30 s).
+# (server and client 120 s, tran 60 s, version 30 s: 5.5 minutes).
 # The corpus grown and anything found go to BUILD/fuzz-work/NAME; a
 # finding's input goes to test/fuzz/regressions/NAME once it is fixed.
 set -u
@@ -16,7 +16,7 @@ build=${1:?usage: run.sh BUILD [SECONDS] [NAME...]}
 secs=${2:-}
 [ $# -gt 2 ] && shift 2 || set --
 src=$(cd "$(dirname "$0")" && pwd)
-names=${*:-server tran version}
+names=${*:-server client tran version}
 status=0
 # A UBSan report is a finding, as the ASan ones are.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

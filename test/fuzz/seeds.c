@@ -582,6 +582,209 @@ version_seeds(void)
         "4096,\"max_bitmap_size\":1048576}}}");
 }
 
+/*
+ * --- fuzz_client: [connect: bit 0 negotiates] then client operations, the
+ * server's actions following each operation that waits (fuzz_client.c).
+ */
+enum { GOOD = 7, BROKEN = 0, DMA_REQ = 3, SILENT = 5, ALL = 6 };
+
+static void
+cli_good(struct seed *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        u8(s, GOOD);
+    }
+}
+
+static void
+client_session(struct seed *s, bool broken)
+{
+    u8(s, 1);                   /* connect and negotiate */
+    cli_good(s, 1);
+    u8(s, 1);                   /* device info */
+    if (broken) {
+        u8(s, BROKEN);
+        u8(s, 0x02);            /* cut by one byte */
+        u8(s, 0xff);
+        u8(s, 1);
+    }
+    cli_good(s, 1);
+    u8(s, 2);                   /* region info 2 */
+    u8(s, 2);
+    if (broken) {
+        u8(s, BROKEN);
+        u8(s, 0x04);            /* a byte changed: the capability offset */
+        u16(s, 12);
+        u8(s, 0x40);
+        u8(s, 2);
+        u8(s, 2);
+    }
+    cli_good(s, 1);
+    u8(s, 3);                   /* region read, 64 bytes */
+    u8(s, 0);
+    u16(s, 0);
+    u16(s, 64);
+    u8(s, 0);
+    cli_good(s, 1);
+    u8(s, 3);                   /* a big one, straight into the buffer */
+    u8(s, 4);
+    u16(s, 0);
+    u16(s, 4096);
+    u8(s, 1);
+    cli_good(s, 1);
+    u8(s, 4);                   /* region write */
+    u8(s, 0);
+    u8(s, 0);
+    u16(s, 8);
+    u16(s, 8);
+    if (broken) {
+        u8(s, BROKEN);
+        u8(s, 0x01);            /* an error with an errno out of range */
+        u8(s, 0xff);
+        u32(s, 0x80000000u);
+        u8(s, 4);
+        u8(s, 0);
+        u8(s, 0);
+        u16(s, 8);
+        u16(s, 8);
+    }
+    cli_good(s, 1);
+    u8(s, 5);                   /* multi write, 3 */
+    u8(s, 3);
+    u8(s, 0);
+    cli_good(s, 1);
+    u8(s, 6);                   /* reset */
+    if (broken) {
+        u8(s, BROKEN);
+        u8(s, 0x08);            /* an fd where none belongs */
+        u8(s, 1);
+        u8(s, 1);
+        u8(s, 6);
+    }
+    cli_good(s, 1);
+    u8(s, 7);                   /* irq info */
+    u8(s, 2);
+    cli_good(s, 1);
+    u8(s, 8);                   /* SET_IRQS: eventfds, 3 */
+    u8(s, 2);
+    u8(s, 3);
+    u8(s, 0x07);
+    cli_good(s, 1);
+    u8(s, 9);                   /* DMA map of our memory, without an fd */
+    u8(s, 1);
+    u8(s, 0);
+    u8(s, 3);
+    u8(s, 3);
+    cli_good(s, 1);
+    u8(s, 9);                   /* ... and a memfd */
+    u8(s, 2);
+    u8(s, 0);
+    u8(s, 0);
+    u8(s, 7);
+    cli_good(s, 1);
+    u8(s, 11);                  /* serve: the server reads our memory */
+    u8(s, 1);
+    u8(s, DMA_REQ);
+    u32(s, 0x100000);
+    u32(s, 256);
+    u8(s, 11);
+    u8(s, 1);
+    u8(s, DMA_REQ | 8);         /* and writes it */
+    u32(s, 0x100100);
+    u32(s, 16);
+    u8(s, 12);                  /* dirty logging start, report, stop */
+    u8(s, 0x42);
+    cli_good(s, 1);
+    u8(s, 12);
+    u8(s, 2);
+    u16(s, 15);
+    cli_good(s, 1);
+    u8(s, 12);
+    u8(s, 1);
+    cli_good(s, 1);
+    for (uint8_t f = 0; f < 4; f++) {   /* migration features */
+        u8(s, 13);
+        u8(s, (uint8_t)(f | (f == 2 ? VFIO_DEVICE_STATE_STOP << 2 : 0)));
+        cli_good(s, 1);
+    }
+    u8(s, 14);                  /* migration data: read 4097, write 4096 */
+    u32(s, 4097);
+    cli_good(s, 1);
+    u8(s, 14);
+    u32(s, 4096);
+    cli_good(s, 1);
+    u8(s, 10);                  /* unmap */
+    u8(s, 1);
+    u8(s, 0);
+    u8(s, 0);
+    u8(s, 0);
+    cli_good(s, 1);
+    u8(s, 15);                  /* io fds: region info, then the fds */
+    u8(s, 0);
+    u8(s, 0);
+    cli_good(s, 2);
+    u8(s, 15);                  /* installed, a doorbell rung */
+    u8(s, 1);
+    u8(s, 0);
+    cli_good(s, 2);
+    u8(s, 15);
+    u8(s, 3);
+    u8(s, 0);
+    u32(s, 1);
+    u16(s, 0x100);
+    u8(s, 16);                  /* a raw request */
+    u8(s, 1);
+    u8(s, 16);
+    put(s, "\x10\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+    u8(s, VFIO_USER_DEVICE_GET_INFO);
+    cli_good(s, 1);
+    u8(s, 17);                  /* timeout 100 ms, then silence */
+    u8(s, 2);
+    u8(s, 1);
+    u8(s, SILENT);
+    u8(s, SILENT);
+    u8(s, SILENT);
+    u8(s, SILENT);
+    u8(s, SILENT);
+    u8(s, 1);                   /* the late reply is dropped */
+    u8(s, ALL);
+}
+
+static void
+client_seeds(void)
+{
+    struct seed s;
+
+    memset(&s, 0, sizeof(s));
+    client_session(&s, false);
+    save("client", "session", &s);
+    memset(&s, 0, sizeof(s));
+    client_session(&s, true);
+    save("client", "session-broken", &s);
+
+    /* The server sends requests and commands, raw bytes, then hangs up. */
+    memset(&s, 0, sizeof(s));
+    u8(&s, 1);
+    cli_good(&s, 1);
+    u8(&s, 1);
+    u8(&s, 4);                  /* a command the client does not take */
+    u8(&s, VFIO_USER_VERSION);
+    u8(&s, 0);
+    u8(&s, 2);                  /* raw bytes: half a header */
+    u16(&s, 8);
+    put(&s, "\0\0\x04\0\x40\0\0\0", 8);
+    u8(&s, 0);
+    u8(&s, 1);                  /* a raw reply with fds */
+    u16(&s, 16);
+    put(&s, "\x10\0\0\0\0\0\0\0\x09\0\0\0\x05\0\0\0", 16);
+    u8(&s, 2);
+    u8(&s, 1);
+    u8(&s, 0);
+    u8(&s, 1);
+    u8(&s, SILENT | 0x80);      /* hang up */
+    save("client", "hostile", &s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -594,5 +797,6 @@ main(int argc, char **argv)
     server_seeds();
     tran_seeds();
     version_seeds();
+    client_seeds();
     return 0;
 }
