@@ -105,6 +105,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->out_fd = -1;
     ctx->listen_fd = -1;
     ctx->twin_fd = -1;
+    ctx->irqs.intx_unmask_fd = -1;  /* the failure path below closes it */
     ctx->deferred_tail = &ctx->deferred;
     ctx->log_level = LOG_ERR;
     for (int i = 0; i < VFU_PCI_DEV_NUM_REGIONS; i++) {
@@ -123,7 +124,6 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
         err = ENOMEM;
         goto fail;
     }
-    ctx->irqs.intx_unmask_fd = -1;
     if ((err = -tran_rx_init(&ctx->rx, SERVER_RX_BUF_SIZE)) != 0 ||
         (err = -pci_alloc(ctx)) != 0 || (err = -irq_init(ctx)) != 0) {
         goto fail;
