@@ -251,6 +251,7 @@ ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
     }
     ctx->quiesced = false;
     ctx->conn_broken = false;
+    ctx->nr_abandoned = 0;
     close_conn(ctx);
     ctx->negotiated = false;
     tran_rx_reset(&ctx->rx);
