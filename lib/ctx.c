@@ -229,6 +229,8 @@ ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
         (void)device_call_reset(ctx, VFU_RESET_LOST_CONN);  /* logs failure */
     }
     dma_remove_all(ctx);    /* unregister callbacks, then unmap */
+    /* The log was the client's: the next one starts (or not) its own. */
+    dma_log_stop(ctx);
     if (ctx->quiesce_pending) {
         tran_msg_close_fds(&ctx->pending_msg);
         free(ctx->pending_data);
