@@ -23,6 +23,7 @@ static unsigned long calls, fail_at;
 static bool hit;
 static enum fp_kind hit_kind;
 static void *hit_site;
+static const char *hit_name;
 static int64_t clock_ahead_ms;
 
 static const char *const kind_names[FP_NR_KINDS] = {
@@ -49,6 +50,7 @@ fp_arm(unsigned long n)
     fail_at = n;
     hit = false;
     hit_site = NULL;
+    hit_name = NULL;
 }
 
 unsigned long
@@ -87,20 +89,31 @@ fails(enum fp_kind kind, void *site)
 }
 
 bool
-fp_callback(void)
+fp_callback(const char *name)
 {
-    return fails(FP_CALLBACK, __builtin_return_address(0));
+    if (!fails(FP_CALLBACK, __builtin_return_address(0))) {
+        return false;
+    }
+    hit_name = name;
+    return true;
 }
 
 const char *
-fp_site_name(void *site)
+fp_hit_where(void)
 {
     Dl_info info;
 
-    if (site != NULL && dladdr(site, &info) != 0 && info.dli_sname != NULL) {
+    if (!hit) {
+        return "-";
+    }
+    if (hit_name != NULL) {
+        return hit_name;
+    }
+    if (hit_site != NULL && dladdr(hit_site, &info) != 0 &&
+        info.dli_sname != NULL) {
         return info.dli_sname;
     }
-    return "?";
+    return "(a static function)";
 }
 
 void

@@ -44,11 +44,15 @@ unsigned long fp_calls(void);
 /* Whether the failure happened; its kind and the caller's address. */
 bool fp_hit(enum fp_kind *kind, void **site);
 
-/* A device callback is called: true when it is to fail. */
-bool fp_callback(void);
+/* Device callback @name is called: true when it is to fail. */
+bool fp_callback(const char *name);
 
-/* The name of the function at @site (needs -rdynamic), for reports. */
-const char *fp_site_name(void *site);
+/*
+ * Where the failure happened, for reports: the callback's name, or the
+ * function that made the call (exported ones: -rdynamic; a static one is
+ * named by the kind of call, e.g. recvmsg from tran.c's recv_some).
+ */
+const char *fp_hit_where(void);
 
 /*
  * Recording: while set, every byte this thread sends with sendmsg() (and

@@ -55,6 +55,8 @@ struct rel_server {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool ready, first_done, stop, done;
+    int clients_done;           /* clients the server is through with */
+    int dma_maps;               /* registered minus unregistered */
     /* The device's state. */
     uint8_t bar0[REL_BAR0_SIZE];
     uint8_t mig_in[8192];
@@ -69,6 +71,8 @@ struct rel_server {
 void rel_server_start(struct rel_server *s, bool count_first);
 /* Waits until the server is done with its first client. */
 void rel_server_wait_first(struct rel_server *s);
+/* Waits until the server is through with @n clients in all. */
+void rel_server_wait_clients(struct rel_server *s, int n);
 /* The client served now is the last; rel_server_join() after it left. */
 void rel_server_stop(struct rel_server *s);
 void rel_server_join(struct rel_server *s);

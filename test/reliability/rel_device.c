@@ -72,7 +72,7 @@ bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t off,
     struct rel_server *s = server_of(ctx);
     uint32_t result;
 
-    if (fp_callback()) {
+    if (fp_callback("bar0_access")) {
         errno = EIO;
         return -1;
     }
@@ -101,7 +101,7 @@ reset_cb(vfu_ctx_t *ctx, vfu_reset_type_t type)
 {
     (void)ctx;
     (void)type;
-    if (fp_callback()) {
+    if (fp_callback("reset_cb")) {
         errno = EIO;
         return -1;
     }
@@ -112,7 +112,7 @@ static int
 quiesce_cb(vfu_ctx_t *ctx)
 {
     (void)ctx;
-    if (fp_callback()) {
+    if (fp_callback("quiesce_cb")) {
         errno = EIO;
         return -1;
     }
@@ -122,7 +122,7 @@ quiesce_cb(vfu_ctx_t *ctx)
 static void
 dma_register(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 {
-    (void)ctx;
+    server_of(ctx)->dma_maps++;
     if (info->vaddr != NULL) {
         (void)*(volatile uint8_t *)info->vaddr;
     }
@@ -131,7 +131,7 @@ dma_register(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 static void
 dma_unregister(vfu_ctx_t *ctx, vfu_dma_info_t *info)
 {
-    (void)ctx;
+    server_of(ctx)->dma_maps--;
     if (info->vaddr != NULL) {
         (void)*(volatile uint8_t *)info->vaddr;     /* still mapped */
     }
@@ -142,7 +142,7 @@ mig_transition(vfu_ctx_t *ctx, vfu_migr_state_t state)
 {
     struct rel_server *s = server_of(ctx);
 
-    if (fp_callback()) {
+    if (fp_callback("mig_transition")) {
         errno = EIO;
         return -1;
     }
@@ -161,7 +161,7 @@ mig_read(vfu_ctx_t *ctx, void *buf, uint64_t count)
     struct rel_server *s = server_of(ctx);
     size_t n = MIG_STATE - s->mig_out;
 
-    if (fp_callback()) {
+    if (fp_callback("mig_read")) {
         errno = EIO;
         return -1;
     }
@@ -179,7 +179,7 @@ mig_write(vfu_ctx_t *ctx, void *buf, uint64_t count)
     struct rel_server *s = server_of(ctx);
     size_t room = sizeof(s->mig_in) - s->mig_in_len;
 
-    if (fp_callback()) {
+    if (fp_callback("mig_write")) {
         errno = EIO;
         return -1;
     }
@@ -192,7 +192,7 @@ mig_write(vfu_ctx_t *ctx, void *buf, uint64_t count)
 static int
 mig_data_size(vfu_ctx_t *ctx, uint64_t *len)
 {
-    if (fp_callback()) {
+    if (fp_callback("mig_data_size")) {
         errno = EIO;
         return -1;
     }
@@ -323,6 +323,7 @@ server_thread(void *arg)
         }
         pthread_mutex_lock(&s->lock);
         s->first_done = true;
+        s->clients_done++;
         stop = s->stop;
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
@@ -367,6 +368,16 @@ void
 rel_server_wait_first(struct rel_server *s)
 {
     wait_for(s, &s->first_done);
+}
+
+void
+rel_server_wait_clients(struct rel_server *s, int n)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->clients_done < n) {
+        pthread_cond_wait(&s->cond, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 void
@@ -419,6 +430,20 @@ cfg_write(vfu_client_t *c, uint64_t off, uint32_t v, uint32_t len)
 {
     return vfu_client_region_write(c, VFU_PCI_DEV_CFG_REGION_IDX, off, &v,
                                    len, false);
+}
+
+/* The device's own error channel: its result register, as an errno. */
+static void
+device_result(vfu_client_t *c, struct rel_session *out, const char *name)
+{
+    uint32_t v = 0xffffffff;
+    long ret = vfu_client_region_read(c, 0, REL_REG_RESULT, &v, 4);
+
+    if (ret == 0 && v != 0) {
+        errno = (int)v;
+        ret = -1;
+    }
+    step(out, name, ret, v);
 }
 
 static int
@@ -505,12 +530,11 @@ rel_session_run(const char *path, bool dma_msg, struct rel_session *out)
     v32 = dma_msg ? REL_OP_COPY : REL_OP_TOUCH;
     step(out, "device DMA", vfu_client_region_write(c, 0, REL_REG_OP, &v32, 4,
                                                     false), 0);
-    v32 = 0xffffffff;
-    ret = vfu_client_region_read(c, 0, REL_REG_RESULT, &v32, 4);
-    step(out, "device DMA result", ret, v32);
+    device_result(c, out, "device DMA result");
     v32 = REL_OP_IRQ;
     step(out, "device interrupt",
          vfu_client_region_write(c, 0, REL_REG_OP, &v32, 4, false), 0);
+    device_result(c, out, "device interrupt result");
     step(out, "interrupt arrived", vfu_client_wait_irq(efd[0], 1000), 0);
     {
         struct vfio_user_write_multi_data w[2] = {

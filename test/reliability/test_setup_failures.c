@@ -46,7 +46,7 @@ main(void)
             continue;
         }
         printf("  %3lu  %-14s %-28s %s: %s\n", n, fp_kind_name(kind),
-               fp_site_name(site), s.setup_call, strerror(s.setup_errno));
+               fp_hit_where(), s.setup_call, strerror(s.setup_errno));
         if (rel_count_fds() != fds0) {
             printf("  %lu: %d fds %s\n", n, rel_count_fds() - fds0,
                    rel_count_fds() > fds0 ? "leaked" : "closed that were not "
