@@ -25,6 +25,7 @@ static enum fp_kind hit_kind;
 static void *hit_site;
 static const char *hit_name;
 static int64_t clock_ahead_ms;
+static bool short_waits;
 
 static const char *const kind_names[FP_NR_KINDS] = {
     "malloc", "calloc", "realloc", "posix_memalign", "strdup", "mmap",
@@ -82,9 +83,9 @@ fails(enum fp_kind kind, void *site)
     if (n != fail_at) {
         return false;
     }
-    hit = true;
     hit_kind = kind;
     hit_site = site;
+    __atomic_store_n(&hit, true, __ATOMIC_SEQ_CST);
     return true;
 }
 
@@ -114,6 +115,12 @@ fp_hit_where(void)
         return info.dli_sname;
     }
     return "(a static function)";
+}
+
+void
+fp_short_waits(bool on)
+{
+    short_waits = on;
 }
 
 void
@@ -305,15 +312,18 @@ __wrap_pwrite64(int fd, const void *buf, size_t len, off_t off)
 }
 
 /*
- * A wait with a long timeout (the server's for a DMA reply) gives up after
- * a second, as if the timeout had passed: the library's clock jumps.
+ * After a failure, a wait with a long timeout (the server's for a DMA
+ * reply the failure may have cost) gives up after a second, as if the
+ * timeout had passed: the library's clock jumps. Before it, waits are as
+ * long as the library says, so that a slow machine changes nothing.
  */
 int
 __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
     int ret;
 
-    if (timeout <= 1000) {
+    if (timeout <= 1000 ||
+        !(__atomic_load_n(&hit, __ATOMIC_SEQ_CST) || short_waits)) {
         return __real_poll(fds, nfds, timeout);
     }
     ret = __real_poll(fds, nfds, 1000);

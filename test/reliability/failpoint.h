@@ -7,9 +7,10 @@
  * server thread and a client thread each have a deterministic sequence.
  *
  * Also, for the server's waits for a DMA reply that a failure made the
- * client never send: poll() waits at most a second and then moves the
- * library's clock (CLOCK_MONOTONIC) past the timeout instead of waiting
- * 20 s. And a recorder of what a thread sends, for replaying a session.
+ * client never send: once the failure happened (or with fp_short_waits()),
+ * poll() waits at most a second and then moves the library's clock
+ * (CLOCK_MONOTONIC) past the timeout instead of waiting 20 s. And a
+ * recorder of what a thread sends, for replaying a session.
  */
 #ifndef VFU_FAILPOINT_H
 #define VFU_FAILPOINT_H
@@ -43,6 +44,9 @@ unsigned long fp_calls(void);
 
 /* Whether the failure happened; its kind and the caller's address. */
 bool fp_hit(enum fp_kind *kind, void **site);
+
+/* Long waits are cut to a second even without a failure. */
+void fp_short_waits(bool on);
 
 /* Device callback @name is called: true when it is to fail. */
 bool fp_callback(const char *name);

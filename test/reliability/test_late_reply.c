@@ -36,6 +36,7 @@ main(void)
     vfu_client_t *c;
     int memfd;
 
+    fp_short_waits(true);       /* the server's DMA wait: a second */
     rel_server_start(&s, false);
     CHECK(s.setup_errno == 0);
     c = vfu_client_connect(s.path);
