@@ -4,15 +4,18 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# Seconds per fuzzer for `make fuzz`; empty: each fuzzer's CI budget.
+FUZZ_TIME  ?=
 DEPS       := meson ninja-build pkg-config libjson-c-dev libcmocka-dev pciutils
 
-.PHONY: all deps build demo test test-asan test-interop bench clean
+.PHONY: all deps build demo test test-asan test-interop fuzz bench clean
 
 all: build
 
 deps:
 	@missing=""; \
-	for p in $(DEPS); do \
+	for p in $(DEPS) $(EXTRA_DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -42,6 +45,17 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ./test/run.sh $(ASAN_BUILD)
 
+# The fuzzers (test/fuzz, docs/reliability.md), built with clang, libFuzzer,
+# ASan and UBSan, each run for a bounded time; fails on any finding.
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS="clang libclang-rt-dev"
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || \
+	  CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false \
+	    -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(FUZZ_BUILD)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ./test/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)
+
 # Our samples under QEMU's vfio-user client with a Linux guest (test/interop):
 # the first run downloads QEMU and a guest kernel into $VFU_INTEROP_DIR
 # (default /var/tmp/vfu-interop), later runs reuse them.
@@ -57,4 +71,4 @@ bench: build
 	$(BUILD)/bench/vfu-bench-nvme
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

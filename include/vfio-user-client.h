@@ -4,6 +4,14 @@
  * server. Calls return 0 (or a count) on success; on failure -1 with errno
  * set, where a server's error reply sets errno to the errno it carried.
  * Not thread-safe.
+ *
+ * The server is not trusted: every reply is checked (its id, command,
+ * flags, size, the fields it echoes, fds only where the command has them)
+ * and one that breaks a rule fails the call with EPROTO, its fds closed.
+ * Each request waits for its reply at most the timeout (30 s unless
+ * vfu_client_set_timeout() says otherwise), serving the server's DMA
+ * requests meanwhile; then the call fails with ETIMEDOUT and the reply,
+ * should it come later, is dropped. docs/reliability.md has the rules.
  */
 #ifndef VFIO_USER_CLIENT_H
 #define VFIO_USER_CLIENT_H
@@ -42,6 +50,16 @@ vfu_client_connect(const char *path);
  */
 int
 vfu_client_negotiate(vfu_client_t *client, const char *caps_json);
+
+/*
+ * How long each request waits for its reply (and each send for room on
+ * the socket), in milliseconds; -1: no limit. Also sets the socket's
+ * SO_RCVTIMEO (a quarter of it: a blocked receive wakes to look at the
+ * time) and SO_SNDTIMEO. A send that times out after part of a message
+ * went leaves the connection unusable: close it.
+ */
+int
+vfu_client_set_timeout(vfu_client_t *client, int timeout_ms);
 
 /* Closes the connection and frees the client. */
 void

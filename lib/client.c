@@ -65,8 +65,11 @@ rx_make_room(struct tran_rx *rx)
 }
 
 /*
- * Blocks until the next whole message is there. Returns 0 with @msg filled
- * (its fds are the caller's), or -errno: -ENOTCONN when the server closed.
+ * Blocks until the next whole message is there, or the deadline of the
+ * request under way. Returns 0 with @msg filled (its fds are the
+ * caller's), or -errno: -ENOTCONN when the server closed, -ETIMEDOUT.
+ * A receive that returns for SO_RCVTIMEO's tick (or a few trickled bytes)
+ * only makes us look at the deadline again.
  */
 int
 next_msg(struct vfu_client *c, struct tran_msg *msg)
@@ -79,11 +82,40 @@ next_msg(struct vfu_client *c, struct tran_msg *msg)
         if (tran_rx_next(&c->rx, msg) == 1) {
             return 0;
         }
+        if (c->deadline != 0 && vfu_now_ms() >= c->deadline) {
+            return -ETIMEDOUT;
+        }
         ssize_t n = tran_rx_fill(&c->rx, c->fd, TRAN_RX_BLOCK);
+        if (n == -EAGAIN && c->deadline != 0) {
+            continue;
+        }
         if (n < 0) {
             return (int)n;
         }
     }
+}
+
+void
+abandon(struct vfu_client *c, uint16_t id)
+{
+    c->abandoned[c->nr_abandoned++ % CLIENT_MAX_ABANDONED] = id;
+}
+
+/* Forgets @id if we gave up on it; whether we had. */
+static bool
+forget_abandoned(struct vfu_client *c, uint16_t id)
+{
+    unsigned n = c->nr_abandoned < CLIENT_MAX_ABANDONED ?
+                 c->nr_abandoned : CLIENT_MAX_ABANDONED;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (c->abandoned[i] == id) {
+            /* The slot gets an id no reply will match soon. */
+            c->abandoned[i] = (uint16_t)(c->next_id - 1 - CLIENT_MAX_ABANDONED);
+            return true;
+        }
+    }
+    return false;
 }
 
 /*
@@ -121,6 +153,11 @@ give_fds(struct tran_msg *msg, int *fds, size_t *nr)
 int
 handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
 {
+    if (!msg->malformed && tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_REPLY &&
+        forget_abandoned(c, msg->hdr.msg_id)) {
+        tran_msg_close_fds(msg);    /* the late reply to a request we left */
+        return 0;
+    }
     if (!msg->malformed && tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_COMMAND &&
         (msg->hdr.cmd == VFIO_USER_DMA_READ ||
          msg->hdr.cmd == VFIO_USER_DMA_WRITE)) {
@@ -138,15 +175,27 @@ handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
     return -EPROTO;
 }
 
+/* The errno an error reply carries, as a negative errno. */
+static int
+reply_errno(const struct vfio_user_header *hdr)
+{
+    /* 0 or beyond any errno (a negation that would overflow): EIO. */
+    return hdr->error_no != 0 && hdr->error_no < 4096 ?
+           -(int)hdr->error_no : -EIO;
+}
+
 /*
  * Waits for the reply to command @cmd sent as @id. Returns 0 with @reply
  * filled (payload valid until the next receive; fds owned by @reply), or
- * -errno: the error reply's errno, -EPROTO for a reply that does not match
- * or when other messages came first, -EMSGSIZE for a reply too big to hold.
+ * -errno: the error reply's errno (EIO for none, or one out of range),
+ * -EPROTO for a reply that does not match (command, flags, lost fds) or
+ * when other messages came first, -EMSGSIZE for a reply too big to hold,
+ * -ETIMEDOUT past the deadline, -ENOTCONN when the server left.
  *
  * Other messages are consumed on the way and the wait goes on until the
  * awaited reply arrives, so that the next request is not answered by this
- * one's reply.
+ * one's reply; a request given up on (a timeout) has its reply dropped
+ * when it comes.
  */
 int
 wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
@@ -157,6 +206,7 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
     for (;;) {
         int ret = next_msg(c, reply);
         if (ret < 0) {
+            abandon(c, id);
             return ret;
         }
         if (reply->malformed) {
@@ -174,12 +224,14 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
         }
         if (fault != 0) {
             /* keep the first fault */
-        } else if (reply->hdr.cmd != cmd || reply->fds_lost) {
+        } else if (reply->hdr.cmd != cmd || reply->fds_lost ||
+                   (reply->hdr.flags & ~(VFIO_USER_F_TYPE_MASK |
+                                         VFIO_USER_F_ERROR))) {
             fault = -EPROTO;
         } else if (reply->oversized) {
             fault = -EMSGSIZE;
         } else if (tran_hdr_error(&reply->hdr)) {
-            fault = reply->hdr.error_no != 0 ? -(int)reply->hdr.error_no : -EIO;
+            fault = reply_errno(&reply->hdr);
         }
         if (fault != 0) {
             tran_msg_close_fds(reply);
@@ -189,6 +241,14 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
 }
 
 /* --- Sending --- */
+
+/* A request starts: the time its reply may take runs from now. */
+static void
+start_deadline(struct vfu_client *c)
+{
+    c->deadline = c->timeout_ms < 0 ? 0 : vfu_now_ms() + c->timeout_ms;
+    c->rx.deadline = c->deadline;
+}
 
 /* Sends a command; its msg_id is returned in *id. Returns 0 or -errno. */
 int
@@ -200,12 +260,14 @@ send_cmd(struct vfu_client *c, uint16_t cmd, bool no_reply,
     int ret;
 
     *id = c->next_id++;
+    (void)forget_abandoned(c, *id);     /* a reply with this id is ours now */
+    start_deadline(c);
     tran_hdr_init(&hdr, *id, cmd, VFIO_USER_F_TYPE_COMMAND, no_reply);
     ret = tran_send(c->fd, &hdr, iov, iovcnt, fds, nr_fds);
     if (ret == 0) {
         c->requests++;
     }
-    return ret;
+    return ret == -EAGAIN ? -ETIMEDOUT : ret;   /* SO_SNDTIMEO */
 }
 
 /* Sends a command and waits for its reply (see wait_reply()). */
@@ -221,13 +283,13 @@ do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
 }
 
 /*
- * The typed calls: a command whose reply brings no fds we want and at least
- * @min payload bytes (else -EPROTO). With @posted the command carries
- * NO_REPLY and 1 is returned right after the send.
+ * The typed calls: a command whose reply carries no fds and @min to @max
+ * payload bytes (else -EPROTO, the fds closed). With @posted the command
+ * carries NO_REPLY and 1 is returned right after the send.
  */
 int
 typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
-              const struct iovec *iov, size_t iovcnt, size_t min,
+              const struct iovec *iov, size_t iovcnt, size_t min, size_t max,
               struct tran_msg *reply)
 {
     uint16_t id;
@@ -240,8 +302,34 @@ typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
     if (ret < 0) {
         return ret;
     }
+    ret = reply->nr_fds > 0 || reply->len < min || reply->len > max ?
+          -EPROTO : 0;
     tran_msg_close_fds(reply);
-    return reply->len < min ? -EPROTO : 0;
+    return ret;
+}
+
+/* Applies the timeout to the socket: SO_RCVTIMEO ticks, SO_SNDTIMEO. */
+static int
+set_socket_timeouts(struct vfu_client *c)
+{
+    struct timeval rcv = { 0 }, snd = { 0 };
+
+    if (c->timeout_ms >= 0) {
+        int tick = c->timeout_ms / CLIENT_TIMEOUT_TICKS;
+
+        tick = tick > 0 ? tick : 1;
+        rcv = (struct timeval){ tick / 1000, (tick % 1000) * 1000 };
+        snd = (struct timeval){ c->timeout_ms / 1000,
+                                (c->timeout_ms % 1000) * 1000 };
+        if (c->timeout_ms == 0) {
+            snd.tv_usec = 1000;     /* 0 would mean no limit */
+        }
+    }
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv)) < 0 ||
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd)) < 0) {
+        return -errno;
+    }
+    return 0;
 }
 
 static void
@@ -289,9 +377,11 @@ vfu_client_connect(const char *path)
         errno = -err;
         return NULL;
     }
+    c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0 ||
-        connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        (err = set_socket_timeouts(c)) < 0) {
         err = errno;
         vfu_client_close(c);
         errno = err;
@@ -304,26 +394,33 @@ vfu_client_connect(const char *path)
     return c;
 }
 
-/* The max_data_xfer_size our capabilities @json (of @len bytes) announce. */
-static uint64_t
-announced_xfer(const char *json, size_t len)
+/*
+ * What our capabilities @json (of @len bytes) announce: the
+ * max_data_xfer_size, and whether they ask for a twin socket. 0, or
+ * -ENOMEM.
+ */
+static int
+announced(const char *json, size_t len, uint64_t *xfer, bool *twin)
 {
     struct vfio_user_version ver = { .major = VFIO_USER_MAJOR_VER };
-    uint64_t xfer = VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE;
     uint8_t *payload = malloc(sizeof(ver) + len);
     struct vfu_caps caps;
     uint16_t major, minor;
 
-    if (payload != NULL) {
-        memcpy(payload, &ver, sizeof(ver));
-        memcpy(payload + sizeof(ver), json, len);
-        if (vfu_version_parse(payload, sizeof(ver) + len, &major, &minor,
-                              &caps, NULL) == 0) {
-            xfer = caps.max_data_xfer_size;
-        }
-        free(payload);
+    *xfer = VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE;
+    *twin = false;
+    if (payload == NULL) {
+        return -ENOMEM;
     }
-    return xfer;
+    memcpy(payload, &ver, sizeof(ver));
+    memcpy(payload + sizeof(ver), json, len);
+    if (vfu_version_parse(payload, sizeof(ver) + len, &major, &minor,
+                          &caps, NULL) == 0) {
+        *xfer = caps.max_data_xfer_size;
+        *twin = caps.twin_socket;
+    }
+    free(payload);
+    return 0;
 }
 
 VFU_EXPORT int
@@ -340,6 +437,7 @@ vfu_client_negotiate(vfu_client_t *c, const char *caps_json)
     char *ours = NULL;
     size_t len;
     uint16_t major, minor;
+    bool twin;
     int ret;
 
     if (c == NULL) {
@@ -358,7 +456,12 @@ vfu_client_negotiate(vfu_client_t *c, const char *caps_json)
     } else {
         len = strlen(caps_json) + 1;
     }
-    our_xfer = announced_xfer(caps_json, len);
+    ret = announced(caps_json, len, &our_xfer, &twin);
+    if (ret < 0 || twin) {
+        /* A twin socket is for the raw calls: this library has none. */
+        free(ours);
+        return fail(ret < 0 ? ret : -EINVAL);
+    }
     iov[0] = iov_of(&ver, sizeof(ver));
     iov[1] = iov_of(caps_json, len);
     ret = do_request(c, VFIO_USER_VERSION, iov, 2, NULL, 0, &reply);
@@ -366,7 +469,10 @@ vfu_client_negotiate(vfu_client_t *c, const char *caps_json)
     if (ret < 0) {
         return fail(ret);
     }
-    tran_msg_close_fds(&reply);
+    if (reply.nr_fds > 0) {
+        tran_msg_close_fds(&reply);
+        return fail(-EPROTO);       /* we asked for no twin socket */
+    }
 
     ret = vfu_version_parse(reply.payload, reply.len, &major, &minor, &caps,
                             NULL);
@@ -374,8 +480,9 @@ vfu_client_negotiate(vfu_client_t *c, const char *caps_json)
         /* A major we do not speak is ENOTSUP; any other fault is theirs. */
         return fail(ret == -ENOTSUP ? ret : -EPROTO);
     }
-    if (minor > VFIO_USER_MINOR_VER) {
-        return fail(-EPROTO);   /* the server must not go above ours */
+    if (minor > VFIO_USER_MINOR_VER || caps.twin_socket) {
+        /* The server must not go above our minor, nor offer a twin. */
+        return fail(-EPROTO);
     }
     set_info(c, major, minor, &caps);
     c->max_xfer = our_xfer < CLIENT_MAX_DATA_XFER ? our_xfer
@@ -397,6 +504,24 @@ vfu_client_close(vfu_client_t *c)
     client_ioeventfds_clear(c, UINT32_MAX);
     free(c->ioefds);
     free(c);
+}
+
+VFU_EXPORT int
+vfu_client_set_timeout(vfu_client_t *c, int timeout_ms)
+{
+    int saved, ret;
+
+    if (c == NULL || timeout_ms < -1) {
+        return fail(-EINVAL);
+    }
+    saved = c->timeout_ms;
+    c->timeout_ms = timeout_ms;
+    ret = set_socket_timeouts(c);
+    if (ret < 0) {
+        c->timeout_ms = saved;
+        return fail(ret);
+    }
+    return 0;
 }
 
 VFU_EXPORT int
@@ -436,11 +561,66 @@ vfu_client_device_info(vfu_client_t *c, struct vfio_user_device_info *info)
         return fail(-EINVAL);
     }
     ret = typed_request(c, VFIO_USER_DEVICE_GET_INFO, false, &iov, 1,
-                        sizeof(*info), &reply);
+                        sizeof(*info), sizeof(*info), &reply);
     if (ret < 0) {
         return fail(ret);
     }
     memcpy(info, reply.payload, sizeof(*info));
+    return info->argsz == sizeof(*info) ? 0 : fail(-EPROTO);
+}
+
+/*
+ * A full GET_REGION_INFO reply, checked as a caller will use it: the index
+ * echoed, the payload as long as argsz, the capability chain inside it
+ * (each header whole, offsets rising, a sparse mmap capability's areas
+ * inside the payload and the region), and an fd exactly when the region
+ * is mappable. 0 or -EPROTO.
+ */
+static int
+check_region_info(const struct tran_msg *m, uint32_t index)
+{
+    struct vfio_region_info info;
+    uint32_t off, prev = 0;
+
+    memcpy(&info, m->payload, sizeof(info));
+    if (info.index != index || m->len != info.argsz ||
+        ((info.flags & VFIO_REGION_INFO_FLAG_MMAP) != 0) != (m->nr_fds == 1) ||
+        m->nr_fds > 1 || m->fds_lost) {
+        return -EPROTO;
+    }
+    if (!(info.flags & VFIO_REGION_INFO_FLAG_CAPS)) {
+        return 0;
+    }
+    for (off = info.cap_offset; off != 0; ) {
+        struct vfio_info_cap_header cap;
+
+        if (off < sizeof(info) || off <= prev || off > info.argsz ||
+            info.argsz - off < sizeof(cap) || off % 4 != 0) {
+            return -EPROTO;
+        }
+        memcpy(&cap, m->payload + off, sizeof(cap));
+        if (cap.id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+            struct vfio_region_info_cap_sparse_mmap sp;
+            struct vfio_region_sparse_mmap_area a;
+
+            if (info.argsz - off < sizeof(sp)) {
+                return -EPROTO;
+            }
+            memcpy(&sp, m->payload + off, sizeof(sp));
+            if (sp.nr_areas > (info.argsz - off - sizeof(sp)) / sizeof(a)) {
+                return -EPROTO;
+            }
+            for (uint32_t i = 0; i < sp.nr_areas; i++) {
+                memcpy(&a, m->payload + off + sizeof(sp) + i * sizeof(a),
+                       sizeof(a));
+                if (a.offset > info.size || a.size > info.size - a.offset) {
+                    return -EPROTO;
+                }
+            }
+        }
+        prev = off;
+        off = cap.next;
+    }
     return 0;
 }
 
@@ -472,23 +652,30 @@ vfu_client_region_info(vfu_client_t *c, uint32_t index,
             return fail(-EPROTO);
         }
         memcpy(&head, reply.payload, sizeof(head));
-        if (head.argsz < sizeof(head) || head.argsz > REGION_INFO_MAX) {
+        if (head.argsz < sizeof(head) || head.argsz > REGION_INFO_MAX ||
+            head.index != index) {
             tran_msg_close_fds(&reply);
             return fail(-EPROTO);
         }
         if (head.argsz > offer) {
             /* The capabilities did not fit: ask again with room for them. */
+            ret = reply.len > offer || reply.nr_fds > 1 || reply.fds_lost ||
+                  (reply.nr_fds == 1 &&
+                   !(head.flags & VFIO_REGION_INFO_FLAG_MMAP)) ? -EPROTO : 0;
             tran_msg_close_fds(&reply);
+            if (ret < 0) {
+                return fail(ret);
+            }
             offer = head.argsz;
             continue;
         }
-        out = calloc(1, head.argsz);
+        ret = check_region_info(&reply, index);
+        out = ret == 0 ? malloc(head.argsz) : NULL;
         if (out == NULL) {
             tran_msg_close_fds(&reply);
-            return fail(-ENOMEM);
+            return fail(ret < 0 ? ret : -ENOMEM);
         }
-        memcpy(out, reply.payload,
-               reply.len < head.argsz ? reply.len : head.argsz);
+        memcpy(out, reply.payload, head.argsz);
         size_t nr = 1;
         give_fds(&reply, fd, &nr);      /* *fd stays -1 when none came */
         *info = out;
@@ -526,24 +713,28 @@ vfu_client_region_read(vfu_client_t *c, uint32_t region, uint64_t offset,
     if (count >= DIRECT_READ_MIN) {
         ret = tran_rx_direct(&c->rx, c->fd, &expect, sizeof(head), data,
                              &reply);
-        if (ret < 0) {
+        if (ret < 0 && ret != -EAGAIN) {
+            abandon(c, id);
             return fail(ret);
         }
         if (ret == 1) {
             memcpy(&head, reply.payload, sizeof(head));
-            return head.count == count ? 0 : fail(-EPROTO);
+            return head.count == count && head.offset == offset &&
+                   head.region == region ? 0 : fail(-EPROTO);
         }
+        /* Something else came first (or nothing yet): the usual way. */
     }
     ret = wait_reply(c, id, VFIO_USER_REGION_READ, &reply);
     if (ret < 0) {
         return fail(ret);
     }
+    ret = reply.nr_fds > 0 || reply.len != sizeof(head) + count ? -EPROTO : 0;
     tran_msg_close_fds(&reply);
-    if (reply.len < sizeof(head)) {
-        return fail(-EPROTO);
+    if (ret < 0) {
+        return fail(ret);
     }
     memcpy(&head, reply.payload, sizeof(head));
-    if (head.count != count || reply.len != sizeof(head) + count) {
+    if (head.count != count || head.offset != offset || head.region != region) {
         return fail(-EPROTO);
     }
     if (count > 0) {
@@ -569,12 +760,13 @@ vfu_client_region_write(vfu_client_t *c, uint32_t region, uint64_t offset,
         return fail(-EINVAL);
     }
     ret = typed_request(c, VFIO_USER_REGION_WRITE, posted, iov, 2,
-                        sizeof(head), &reply);
+                        sizeof(head), sizeof(head), &reply);
     if (ret != 0) {
         return ret < 0 ? fail(ret) : 0;
     }
     memcpy(&head, reply.payload, sizeof(head));
-    return head.count == count ? 0 : fail(-EPROTO);
+    return head.count == count && head.offset == offset &&
+           head.region == region ? 0 : fail(-EPROTO);
 }
 
 VFU_EXPORT int
@@ -598,7 +790,7 @@ vfu_client_region_write_multi(vfu_client_t *c,
         }
     }
     ret = typed_request(c, VFIO_USER_REGION_WRITE_MULTI, posted, iov, 2,
-                        sizeof(done), &reply);
+                        sizeof(done), sizeof(done), &reply);
     if (ret != 0) {
         return ret < 0 ? fail(ret) : (int)nr;
     }
@@ -615,7 +807,8 @@ vfu_client_reset(vfu_client_t *c)
     if (c == NULL) {
         return fail(-EINVAL);
     }
-    ret = typed_request(c, VFIO_USER_DEVICE_RESET, false, NULL, 0, 0, &reply);
+    ret = typed_request(c, VFIO_USER_DEVICE_RESET, false, NULL, 0, 0, 0,
+                        &reply);
     return ret < 0 ? fail(ret) : 0;
 }
 
@@ -635,13 +828,15 @@ vfu_client_send(vfu_client_t *c, uint16_t cmd, uint32_t flags,
         return fail(-EINVAL);
     }
     id = c->next_id++;
+    (void)forget_abandoned(c, id);
+    start_deadline(c);
     tran_hdr_init(&hdr, id, cmd, flags & VFIO_USER_F_TYPE_MASK,
                   (flags & VFIO_USER_F_NO_REPLY) != 0);
     /* Every bit as given, reserved ones included: tests send odd flags. */
     memcpy(&hdr.flags, &flags, sizeof(flags));
     ret = tran_send(c->fd, &hdr, &iov, 1, fds, nr_fds);
     if (ret < 0) {
-        return fail(ret);
+        return fail(ret == -EAGAIN ? -ETIMEDOUT : ret);
     }
     c->requests++;
     if (msg_id != NULL) {
@@ -660,6 +855,7 @@ vfu_client_recv(vfu_client_t *c, struct vfio_user_header *hdr,
     if (c == NULL || (payload == NULL && cap > 0)) {
         return fail(-EINVAL);
     }
+    start_deadline(c);          /* a receive waits at most the timeout */
     ret = next_msg(c, &msg);
     if (ret < 0) {
         return fail(ret);

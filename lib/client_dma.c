@@ -227,7 +227,12 @@ vfu_client_dma_map(vfu_client_t *c, uint64_t iova, uint64_t size, int fd,
     if (ret < 0) {
         return fail(ret);
     }
+    ret = reply.nr_fds > 0 || reply.len != 0 ? -EPROTO : 0;
     tran_msg_close_fds(&reply);
+    if (ret < 0) {
+        /* The server may have mapped it: we cannot know, so we do not. */
+        return fail(ret);
+    }
     i = dma_floor(c, iova) + 1;
     memmove(&c->dma[i + 1], &c->dma[i], (c->nr_dma - (size_t)i) * sizeof(*c->dma));
     c->dma[i] = (struct client_dma){ .iova = iova, .end = iova + size,
@@ -253,12 +258,12 @@ vfu_client_dma_unmap(vfu_client_t *c, uint64_t iova, uint64_t size,
         return fail(-EINVAL);
     }
     ret = typed_request(c, VFIO_USER_DMA_UNMAP, false, &iov, 1, sizeof(echo),
-                        &reply);
+                        sizeof(echo), &reply);
     if (ret < 0) {
         return fail(ret);
     }
     memcpy(&echo, reply.payload, sizeof(echo));
-    if (reply.len != sizeof(echo) || echo.addr != iova || echo.size != size) {
+    if (echo.addr != iova || echo.size != size || echo.flags != flags) {
         return fail(-EPROTO);
     }
     if (flags & VFIO_DMA_UNMAP_FLAG_ALL) {
@@ -358,11 +363,9 @@ vfu_client_dirty_start(vfu_client_t *c, uint64_t page_size,
     if (c == NULL || (ranges == NULL && nr > 0) || len > UINT32_MAX) {
         return fail(-EINVAL);
     }
-    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, iov, 3, len, &reply);
-    if (ret < 0) {
-        return fail(ret);
-    }
-    return reply.len == len ? 0 : fail(-EPROTO);
+    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, iov, 3, len, len,
+                        &reply);
+    return ret < 0 ? fail(ret) : 0;
 }
 
 VFU_EXPORT int
@@ -380,7 +383,7 @@ vfu_client_dirty_stop(vfu_client_t *c)
         return fail(-EINVAL);
     }
     ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, &iov, 1, sizeof(f),
-                        &reply);
+                        sizeof(f), &reply);
     return ret < 0 ? fail(ret) : 0;
 }
 
@@ -410,13 +413,13 @@ vfu_client_dirty_report(vfu_client_t *c, uint64_t iova, uint64_t length,
         return fail(-E2BIG);
     }
     f.argsz = (uint32_t)(head + bytes);
-    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, iov, 2, head,
-                        &reply);
+    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, iov, 2,
+                        head + bytes, head + bytes, &reply);
     if (ret < 0) {
         return fail(ret);
     }
     memcpy(&out, reply.payload, sizeof(out));
-    if (reply.len != head + bytes || out.argsz != head + bytes) {
+    if (out.argsz != head + bytes) {
         return fail(-EPROTO);
     }
     memcpy(bitmap, reply.payload + head, bytes);

@@ -29,12 +29,13 @@ vfu_client_irq_info(vfu_client_t *c, uint32_t index,
         return fail(-EINVAL);
     }
     ret = typed_request(c, VFIO_USER_DEVICE_GET_IRQ_INFO, false, &iov, 1,
-                        sizeof(*info), &reply);
+                        sizeof(*info), sizeof(*info), &reply);
     if (ret < 0) {
         return fail(ret);
     }
     memcpy(info, reply.payload, sizeof(*info));
-    return 0;
+    return info->index == index && info->argsz == sizeof(*info) ? 0
+                                                                : fail(-EPROTO);
 }
 
 /* One SET_IRQS message; @nr_fds is 0 or @count. */
@@ -58,6 +59,7 @@ set_irqs_msg(struct vfu_client *c, uint32_t index, uint32_t flags,
     ret = do_request(c, VFIO_USER_DEVICE_SET_IRQS, iov, bools != NULL ? 2 : 1,
                      fds, nr_fds, &reply);
     if (ret == 0) {
+        ret = reply.nr_fds > 0 || reply.len != 0 ? -EPROTO : 0;
         tran_msg_close_fds(&reply);
     }
     return ret;

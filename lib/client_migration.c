@@ -16,7 +16,11 @@
 /* A migration round's buffer: what one copy step holds. */
 #define COPY_CHUNK      (1u << 20)
 
-/* A feature GET of @len bytes of data into @out; 0 or -1 with errno. */
+/*
+ * A feature GET of @len bytes of data into @out: the reply is the request's
+ * head (flags echoed, argsz the reply's size) and the data, no fds. 0 or -1
+ * with errno.
+ */
 static int
 feature_get(vfu_client_t *c, uint32_t feature, void *out, size_t len)
 {
@@ -24,21 +28,24 @@ feature_get(vfu_client_t *c, uint32_t feature, void *out, size_t len)
         .argsz = (uint32_t)(FEATURE_HDR + len),
         .flags = VFIO_DEVICE_FEATURE_GET | feature,
     };
-    uint8_t reply[FEATURE_HDR + 16];
-    ssize_t n;
+    struct iovec iov = iov_of(&req, sizeof(req));
+    struct vfio_user_device_feature head;
+    struct tran_msg reply;
+    int ret;
 
-    if (c == NULL || out == NULL || len > 16) {
+    if (c == NULL || out == NULL) {
         return fail(-EINVAL);
     }
-    n = vfu_client_request(c, VFIO_USER_DEVICE_FEATURE, &req, sizeof(req),
-                           NULL, 0, reply, sizeof(reply), NULL, NULL);
-    if (n < 0) {
-        return -1;
+    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, &iov, 1,
+                        FEATURE_HDR + len, FEATURE_HDR + len, &reply);
+    if (ret < 0) {
+        return fail(ret);
     }
-    if ((size_t)n != FEATURE_HDR + len) {
+    memcpy(&head, reply.payload, sizeof(head));
+    if (head.flags != req.flags || head.argsz != FEATURE_HDR + len) {
         return fail(-EPROTO);
     }
-    memcpy(out, reply + FEATURE_HDR, len);
+    memcpy(out, reply.payload + FEATURE_HDR, len);
     return 0;
 }
 
@@ -73,14 +80,24 @@ vfu_client_mig_state_set(vfu_client_t *c, uint32_t state)
     struct vfio_user_device_feature_mig_state st = {
         .device_state = state, .data_fd = UINT32_MAX,
     };
+    struct tran_msg reply;
+    struct iovec iov;
+    int ret;
 
     if (c == NULL) {
         return fail(-EINVAL);
     }
     memcpy(req, &h, sizeof(h));
     memcpy(req + sizeof(h), &st, sizeof(st));
-    return vfu_client_request(c, VFIO_USER_DEVICE_FEATURE, req, sizeof(req),
-                              NULL, 0, NULL, 0, NULL, NULL) < 0 ? -1 : 0;
+    iov = iov_of(req, sizeof(req));
+    /* The reply is the request. */
+    ret = typed_request(c, VFIO_USER_DEVICE_FEATURE, false, &iov, 1,
+                        sizeof(req), sizeof(req), &reply);
+    if (ret < 0) {
+        return fail(ret);
+    }
+    return memcmp(reply.payload + sizeof(h), &st, sizeof(st)) == 0 ? 0
+                                                                 : fail(-EPROTO);
 }
 
 VFU_EXPORT int
@@ -136,7 +153,8 @@ vfu_client_mig_read(vfu_client_t *c, void *buf, size_t count)
         expect.msg_id = id;
         ret = tran_rx_direct(&c->rx, c->fd, &expect, MIG_DATA_HDR,
                              (uint8_t *)buf + done, &reply);
-        if (ret < 0) {
+        if (ret < 0 && ret != -EAGAIN) {
+            abandon(c, id);
             return fail(ret);
         }
         if (ret == 1) {
@@ -156,9 +174,10 @@ vfu_client_mig_read(vfu_client_t *c, void *buf, size_t count)
         if (ret < 0) {
             return fail(ret);
         }
+        ret = reply.nr_fds > 0 || reply.len < MIG_DATA_HDR ? -EPROTO : 0;
         tran_msg_close_fds(&reply);
-        if (reply.len < MIG_DATA_HDR) {
-            return fail(-EPROTO);
+        if (ret < 0) {
+            return fail(ret);
         }
         memcpy(&rep, reply.payload, sizeof(rep));
         /* The data is rep.size bytes; a longer message is padding. */
@@ -194,13 +213,12 @@ vfu_client_mig_write(vfu_client_t *c, const void *buf, size_t count)
             iov_of((const uint8_t *)buf + done, n),
         };
         struct tran_msg reply;
-        int ret = do_request(c, VFIO_USER_MIG_DATA_WRITE, iov, 2, NULL, 0,
-                             &reply);
+        int ret = typed_request(c, VFIO_USER_MIG_DATA_WRITE, false, iov, 2, 0,
+                                0, &reply);
 
         if (ret < 0) {
             return fail(ret);
         }
-        tran_msg_close_fds(&reply);
         done += n;
     } while (done < count);
     return 0;

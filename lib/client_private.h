@@ -60,6 +60,17 @@ struct client_ioeventfd {
 /* DMA_READ data gathered without a copy from at most this many regions. */
 #define DMA_READ_IOV        7     /* + the head: TRAN_MAX_IOV */
 
+/*
+ * How long a request waits for its reply unless vfu_client_set_timeout()
+ * says otherwise. A blocked receive wakes this many times per timeout
+ * (SO_RCVTIMEO) to look at the deadline, so it ends at most a quarter of
+ * the timeout late, however the server trickles its bytes.
+ */
+#define CLIENT_DEFAULT_TIMEOUT_MS   30000
+#define CLIENT_TIMEOUT_TICKS        4
+/* Requests given up on whose late replies are dropped quietly. */
+#define CLIENT_MAX_ABANDONED        16
+
 struct vfu_client {
     int fd;
     struct tran_rx rx;
@@ -73,6 +84,10 @@ struct vfu_client {
     size_t cap_dma;
     struct client_ioeventfd *ioefds;    /* installed, in region order */
     size_t nr_ioefds;
+    int timeout_ms;             /* per request; -1: none */
+    int64_t deadline;           /* of the request under way; 0: none */
+    uint16_t abandoned[CLIENT_MAX_ABANDONED];
+    unsigned nr_abandoned;
 };
 
 
@@ -126,6 +141,8 @@ int next_msg(struct vfu_client *c, struct tran_msg *msg);
 int wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
                struct tran_msg *reply);
 int handle_server_msg(struct vfu_client *c, struct tran_msg *msg);
+/* Gives up on request @id: its reply, if it comes, is dropped. */
+void abandon(struct vfu_client *c, uint16_t id);
 void give_fds(struct tran_msg *msg, int *fds, size_t *nr);
 int send_cmd(struct vfu_client *c, uint16_t cmd, bool no_reply,
              const struct iovec *iov, size_t iovcnt, const int *fds,
@@ -135,7 +152,7 @@ int do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
                struct tran_msg *reply);
 int typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
                   const struct iovec *iov, size_t iovcnt, size_t min,
-                  struct tran_msg *reply);
+                  size_t max, struct tran_msg *reply);
 
 /* client_dma.c */
 /* Answers a DMA_READ / DMA_WRITE from the server. */

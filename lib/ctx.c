@@ -105,6 +105,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
     ctx->out_fd = -1;
     ctx->listen_fd = -1;
     ctx->twin_fd = -1;
+    ctx->irqs.intx_unmask_fd = -1;  /* the failure path below closes it */
     ctx->deferred_tail = &ctx->deferred;
     ctx->log_level = LOG_ERR;
     for (int i = 0; i < VFU_PCI_DEV_NUM_REGIONS; i++) {
@@ -123,7 +124,6 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
         err = ENOMEM;
         goto fail;
     }
-    ctx->irqs.intx_unmask_fd = -1;
     if ((err = -tran_rx_init(&ctx->rx, SERVER_RX_BUF_SIZE)) != 0 ||
         (err = -pci_alloc(ctx)) != 0 || (err = -irq_init(ctx)) != 0) {
         goto fail;
@@ -229,6 +229,8 @@ ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
         (void)device_call_reset(ctx, VFU_RESET_LOST_CONN);  /* logs failure */
     }
     dma_remove_all(ctx);    /* unregister callbacks, then unmap */
+    /* The log was the client's: the next one starts (or not) its own. */
+    dma_log_stop(ctx);
     if (ctx->quiesce_pending) {
         tran_msg_close_fds(&ctx->pending_msg);
         free(ctx->pending_data);
@@ -251,6 +253,7 @@ ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
     }
     ctx->quiesced = false;
     ctx->conn_broken = false;
+    ctx->nr_abandoned = 0;
     close_conn(ctx);
     ctx->negotiated = false;
     tran_rx_reset(&ctx->rx);

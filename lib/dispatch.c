@@ -124,6 +124,13 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     reply.nr_fds = 0;
     irq_poll(ctx);          /* an INTx unmask signalled by eventfd first */
 
+    if (!msg->malformed && tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_REPLY &&
+        dma_msg_late_reply(ctx, &msg->hdr)) {
+        vfu_log_warn(ctx, "dropped the late reply to DMA msg%u",
+                     msg->hdr.msg_id);
+        tran_msg_close_fds(msg);
+        return 0;
+    }
     ret = check_header(ctx, msg);
     if (ret == 0) {
         vfu_log_debug(ctx, "msg%u: %s, %u bytes%s", msg->hdr.msg_id,

@@ -129,7 +129,9 @@ take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
     struct vfio_user_dma_rw rw;
 
     if (tran_hdr_error(&msg->hdr)) {
-        int err = msg->hdr.error_no != 0 ? (int)msg->hdr.error_no : EIO;
+        /* None, or beyond any errno (negated it could overflow): EIO. */
+        int err = msg->hdr.error_no != 0 && msg->hdr.error_no < 4096 ?
+                  (int)msg->hdr.error_no : EIO;
         vfu_log_err(ctx, "DMA %s of %u bytes at %#" PRIx64 " refused: %s",
                     is_write ? "write" : "read", count, addr, strerror(err));
         return -err;
@@ -199,7 +201,8 @@ take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
     while (!w->done && tran_rx_next(rx, &msg) == 1) {
         if (tran_hdr_type(&msg.hdr) == VFIO_USER_F_TYPE_REPLY) {
             tran_msg_close_fds(&msg);
-            if (!replies_here || !take_any_reply(ctx, &msg)) {
+            if (!replies_here || (!take_any_reply(ctx, &msg) &&
+                                  !dma_msg_late_reply(ctx, &msg.hdr))) {
                 vfu_log_warn(ctx, "dropped a stray reply (msg%u, cmd %u)",
                              msg.hdr.msg_id, msg.hdr.cmd);
             }
@@ -301,7 +304,29 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
     if (outermost) {
         ctx->exact_reads = false;
     }
+    if (!w.done) {
+        /* Its reply may still come: it is to be dropped, not answered. */
+        unsigned i = ctx->nr_abandoned++ % MAX_ABANDONED_DMA;
+        ctx->abandoned[i].id = id;
+        ctx->abandoned[i].cmd = cmd;
+    }
     return ret;
+}
+
+bool
+dma_msg_late_reply(vfu_ctx_t *ctx, const struct vfio_user_header *hdr)
+{
+    unsigned n = ctx->nr_abandoned < MAX_ABANDONED_DMA ? ctx->nr_abandoned
+                                                       : MAX_ABANDONED_DMA;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (ctx->abandoned[i].id == hdr->msg_id &&
+            ctx->abandoned[i].cmd == hdr->cmd) {
+            ctx->abandoned[i].cmd = 0;  /* no command 0: matches nothing */
+            return true;
+        }
+    }
+    return false;
 }
 
 /*

@@ -273,8 +273,11 @@ vfu_caps_format(const struct vfu_caps *caps, size_t *len)
         struct json_object *m = json_object_new_object();
         json_object_object_add(m, "pgsize",
                                json_object_new_int64((int64_t)caps->mig_pgsize));
-        json_object_object_add(m, "max_bitmap_size",
-                               json_object_new_int64((int64_t)caps->mig_max_bitmap_size));
+        /* 0: not announced (a peer may leave it out); 0 is not valid. */
+        if (caps->mig_max_bitmap_size != 0) {
+            json_object_object_add(m, "max_bitmap_size",
+                                   json_object_new_int64((int64_t)caps->mig_max_bitmap_size));
+        }
         json_object_object_add(c, "migration", m);
     }
     if (caps->twin_socket) {

@@ -41,7 +41,9 @@ int vfu_version_parse(const void *payload, size_t len, uint16_t *major,
                       uint16_t *minor, struct vfu_caps *caps, const char **why);
 
 /*
- * Writes @caps as the NUL-terminated JSON object of a VERSION message.
+ * Writes @caps as the NUL-terminated JSON object of a VERSION message
+ * (what vfu_version_parse() reads back as @caps; a zero mig_max_bitmap_size
+ * is left out, as a peer that did not announce one).
  * Returns a malloc'd string (length in *len, NUL included) or NULL.
  */
 char *vfu_caps_format(const struct vfu_caps *caps, size_t *len);

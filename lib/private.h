@@ -53,6 +53,9 @@
 #define MAX_DEFERRED_MSGS       1024
 #define MAX_DEFERRED_BYTES      (4u << 20)
 
+/* Late DMA replies we recognise (to drop them): see vfu_ctx.abandoned. */
+#define MAX_ABANDONED_DMA       8
+
 /*
  * One of our DMA_READ / DMA_WRITE messages awaiting its reply. Waits nest
  * (a request served during one may start another), and the client may
@@ -206,6 +209,13 @@ struct vfu_ctx {
     int twin_fd;                    /* -1 unless twin-socket mode */
     struct tran_rx twin_rx;
     bool conn_broken;               /* the link failed inside a DMA wait */
+    /*
+     * Our DMA requests whose wait ended without their reply (a timeout, a
+     * receive error): a reply that comes later is dropped quietly, not
+     * answered as a message where a command belongs.
+     */
+    struct { uint16_t id, cmd; } abandoned[MAX_ABANDONED_DMA];
+    unsigned nr_abandoned;
 
     struct vfu_region regions[VFU_PCI_DEV_NUM_REGIONS];
     struct vfu_pci pci;
@@ -270,6 +280,11 @@ int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
 
 /* dma_msg.c */
 void dma_msg_free(vfu_ctx_t *ctx);
+/*
+ * Whether @hdr is the late reply to a DMA request whose wait ended without
+ * it; if so it is forgotten, and the caller drops the message.
+ */
+bool dma_msg_late_reply(vfu_ctx_t *ctx, const struct vfio_user_header *hdr);
 
 /* dma_sgl.c */
 /* Where the memory of a scatter/gather entry is, for copying it. */

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "tran.h"
 
 #define HDR_SIZE sizeof(struct vfio_user_header)
@@ -357,8 +358,9 @@ tran_rx_direct(struct tran_rx *rx, int sock,
     bool ctrunc;
     ssize_t n;
 
-    if (tran_rx_pending(rx) || rx->nr_fd_sets > 0 || total < head ||
-        total > rx->cap) {
+    /* A held buffer keeps the bytes before start: it cannot take these. */
+    if (tran_rx_pending(rx) || rx->nr_fd_sets > 0 || rx->hold > 0 ||
+        total < head || total > rx->cap) {
         return 0;
     }
     compact(rx);
@@ -402,8 +404,20 @@ tran_rx_direct(struct tran_rx *rx, int sock,
         }
         ssize_t m = recv_some(sock, rest, nv, MSG_WAITALL, true, fds,
                               &nr_fds, &ctrunc);
+        if (m == -EAGAIN && rx->deadline != 0 &&
+            vfu_now_ms() < rx->deadline) {
+            continue;           /* SO_RCVTIMEO's tick, not the deadline */
+        }
         if (m < 0) {
-            return (int)m;
+            /*
+             * Out of time (or of the peer): what came stays buffered as
+             * the start of a message, so the stream stays in step.
+             */
+            if ((size_t)n > head) {
+                memcpy(rx->buf + head, dst, (size_t)n - head);
+            }
+            rx->end = (size_t)n;
+            return m == -EAGAIN && rx->deadline != 0 ? -ETIMEDOUT : (int)m;
         }
         for (size_t i = 0; i < nr_fds; i++) {
             close(fds[i]);      /* fds belong to a message's first bytes */

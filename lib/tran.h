@@ -62,6 +62,12 @@ struct tran_rx {
      * body arrives, and its bytes are skipped as they come.
      */
     size_t max_msg;
+    /*
+     * tran_rx_direct() on a socket with SO_RCVTIMEO: when set (vfu_now_ms()
+     * time), a receive that times out before it is retried, and one after
+     * it ends the call with -ETIMEDOUT. 0: a timeout ends it (-EAGAIN).
+     */
+    int64_t deadline;
     struct tran_fd_set fd_sets[TRAN_MAX_FD_SETS];
     size_t nr_fd_sets;
     uint64_t nr_recv;           /* recvmsg calls that returned data (stats) */
@@ -123,12 +129,14 @@ int tran_rx_next(struct tran_rx *rx, struct tran_msg *msg);
  * Receives one message whose size and header the caller expects (a reply
  * carrying bulk data), with its payload after the first @head_len bytes going
  * straight into @dst: saves copying large replies out of the buffer. Works
- * only when nothing is buffered. Returns 1 when the expected message
+ * only when nothing is buffered and nothing held (returns 0 otherwise). Returns 1 when the expected message
  * (@expect's msg_id, cmd and msg_size, a reply without error or fds) arrived
  * this way: @msg's payload holds the first @head_len bytes and @dst the rest.
  * Returns 0 when something else came (an error reply, a server request):
  * what was received is in the buffer as if tran_rx_fill() had read it, bytes
- * that landed in @dst included. Or -errno as tran_rx_fill().
+ * that landed in @dst included. Or -errno as tran_rx_fill(), -ETIMEDOUT
+ * past rx->deadline; bytes of the reply received by then are buffered as
+ * the start of a message, as if tran_rx_fill() had read them.
  */
 int tran_rx_direct(struct tran_rx *rx, int sock,
                    const struct vfio_user_header *expect, size_t head_len,

@@ -570,6 +570,16 @@ test_bad_answers(void **state)
     answer(f, -1, &hdr, &rw, EFAULT);
     assert_int_equal(result(f), EFAULT);
 
+    /* An errno no errno is (one that negated would overflow): EIO. */
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    answer(f, -1, &hdr, &rw, 0x80000000u);
+    assert_int_equal(result(f), EIO);
+    ring(f, REG_DOORBELL, 4096);
+    next_request(f, -1, &hdr, &rw, NULL, 0);
+    answer(f, -1, &hdr, &rw, 4096);
+    assert_int_equal(result(f), EIO);
+
     /* A stray reply first is dropped; a short one fails with EPROTO. */
     ring(f, REG_DOORBELL, 4096);
     next_request(f, -1, &hdr, &rw, NULL, 0);

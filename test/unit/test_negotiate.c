@@ -178,6 +178,40 @@ test_format_round_trip(void **state)
     assert_false(back.migration);
 }
 
+/*
+ * What we parsed from a peer formats back into what parses the same: a
+ * migration object without max_bitmap_size included (found by
+ * fuzz-version: regressions/version/mig-without-bitmap-size).
+ */
+static void
+test_format_what_was_parsed(void **state)
+{
+    const char *json = "{\"capabilities\":{\"migration\":{\"pgsize\":8192}}}";
+    uint8_t buf[1024];
+    struct vfio_user_version *ver = (void *)buf;
+    struct vfu_caps caps, back;
+    uint16_t major, minor;
+    size_t len;
+    char *out;
+    (void)state;
+
+    ver->major = ver->minor = 0;
+    memcpy(ver->data, json, strlen(json) + 1);
+    assert_int_equal(vfu_version_parse(buf, 4 + strlen(json) + 1, &major,
+                                       &minor, &caps, NULL), 0);
+    assert_true(caps.migration);
+    assert_int_equal(caps.mig_max_bitmap_size, 0);
+    out = vfu_caps_format(&caps, &len);
+    assert_non_null(out);
+    memcpy(ver->data, out, len);
+    free(out);
+    assert_int_equal(vfu_version_parse(buf, 4 + len, &major, &minor, &back,
+                                       NULL), 0);
+    assert_true(back.migration);
+    assert_int_equal(back.mig_pgsize, 8192);
+    assert_int_equal(back.mig_max_bitmap_size, 0);
+}
+
 int
 main(void)
 {
@@ -188,6 +222,7 @@ main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_framing_errors),
         cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_format_what_was_parsed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -379,6 +379,42 @@ test_hold_long_run(void **state)
     assert_int_equal(f->rx.nr_retired, 0);
 }
 
+/*
+ * A direct receive while a message is held would land on the held bytes:
+ * it declines (0) and reads nothing; the message is framed as usual.
+ * (Found by fuzz-tran: regressions/tran/direct-under-hold.)
+ */
+static void
+test_direct_declines_under_hold(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[128], dst[64];
+    struct vfio_user_header expect = { .msg_id = 2, .cmd = 9 };
+    struct tran_msg held, msg;
+    size_t n = make_msg(buf, 1, 10, 64, 0xa1);
+    struct vfio_user_header *hdr;
+
+    write_all(f->sv[0], buf, n);
+    next_msg(f, &held);
+    assert_int_equal(tran_rx_hold(&f->rx), 0);
+    n = make_msg(buf, 2, 9, 16 + sizeof(dst), 0x5b);
+    hdr = (void *)buf;
+    hdr->flags = VFIO_USER_F_TYPE_REPLY;
+    expect.msg_size = (uint32_t)n;
+    write_all(f->sv[0], buf, n);
+
+    assert_int_equal(tran_rx_direct(&f->rx, f->sv[1], &expect, 16, dst,
+                                    &msg), 0);
+    assert_int_equal(held.payload[0], 0xa1);
+    assert_int_equal(held.payload[63], 0xa1);
+    assert_true(f->rx.start <= f->rx.end);
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 2);
+    assert_int_equal(msg.payload[16 + sizeof(dst) - 1], 0x5b);
+    assert_int_equal(held.payload[0], 0xa1);
+    tran_rx_release(&f->rx);
+}
+
 int
 main(void)
 {
@@ -395,6 +431,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_direct_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_keeps_messages, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_hold_long_run, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_declines_under_hold, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
