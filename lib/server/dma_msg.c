@@ -2,19 +2,10 @@
  * Server-to-client requests: DMA_READ and DMA_WRITE messages for guest
  * memory the client registered without a file descriptor, behind
  * vfu_sgl_read() and vfu_sgl_write() (which also copy through a mapping,
- * or a file given for file I/O, when asked to), and what happens to the
- * client's own requests while the server waits for its reply
- * (docs/dma.md).
- *
- * On one socket the client's requests may arrive before the reply. A client
- * such as QEMU answers our DMA messages only from a thread that may itself be
- * blocked waiting for our reply to one of its requests, so the wait serves
- * them, in order, as vfu_run_ctx() would, and only then finds its reply.
- * Requests are set aside for vfu_run_ctx() instead when serving them now
- * would break their order or nest too deep: while a served request waits
- * for the device to quiesce, once anything has been set aside, or at
- * MAX_NEST_DEPTH. In twin-socket mode our requests and their replies use a
- * socket of their own; the main socket is served the same way meanwhile.
+ * or a file given for file I/O, when asked to): the requests, their size
+ * limits and the checks of their replies (docs/dma.md). While a reply is
+ * awaited the client is served by the dispatcher (dispatch_await(), on
+ * which this file is built).
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -35,87 +26,6 @@
  * default), whatever max_data_xfer_size the client offered.
  */
 #define DMA_READ_MAX        (64 * 1024)
-
-/*
- * Keeps a copy of a client request to serve it from vfu_run_ctx() later.
- * A request that failed framing has no payload (tran.h): only its header
- * and flags are kept, and vfu_run_ctx() answers it with its error in turn.
- * Returns 0, or -ENOBUFS / -ENOMEM when it cannot be held.
- */
-static int
-set_aside(vfu_ctx_t *ctx, struct tran_msg *msg)
-{
-    size_t len = msg->malformed || msg->oversized ? 0 : msg->len;
-    struct deferred_msg *d;
-
-    if (ctx->nr_deferred >= MAX_DEFERRED_MSGS ||
-        len > MAX_DEFERRED_BYTES - ctx->deferred_bytes) {
-        return -ENOBUFS;
-    }
-    d = malloc(sizeof(*d) + len);
-    if (d == NULL) {
-        return -ENOMEM;
-    }
-    d->msg = *msg;
-    d->msg.len = len;
-    d->msg.payload = len > 0 ? d->data : NULL;
-    if (len > 0) {
-        memcpy(d->data, msg->payload, len);
-    }
-    d->next = NULL;
-    msg->nr_fds = 0;                /* they travel with the copy */
-    *ctx->deferred_tail = d;
-    ctx->deferred_tail = &d->next;
-    ctx->nr_deferred++;
-    ctx->deferred_bytes += len;
-    return 0;
-}
-
-/*
- * A request that can be neither served now nor held for later is answered
- * at once with @err (out of order: a client matches replies by id), or
- * dropped if it asked for no reply. Either way it is logged.
- */
-static int
-refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
-{
-    vfu_log_err(ctx, "msg%u: cannot set aside while waiting for DMA: %s",
-                msg->hdr.msg_id, strerror(err));
-    tran_msg_close_fds(msg);
-    if (tran_hdr_no_reply(&msg->hdr)) {
-        return 0;
-    }
-    return tran_send_error(ctx->out_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
-}
-
-/*
- * Serves a client request that arrived while we wait, with a reply buffer
- * of this depth so that the request being served below is not overwritten.
- */
-static int
-serve_nested(vfu_ctx_t *ctx, struct tran_msg *msg)
-{
-    unsigned depth = ctx->nest_depth;
-    uint8_t *saved = ctx->reply_buf;
-    int ret;
-
-    if (ctx->quiesce_pending || ctx->nr_deferred > 0 ||
-        depth >= MAX_NEST_DEPTH) {
-        ret = set_aside(ctx, msg);
-        return ret < 0 ? refuse_now(ctx, msg, -ret) : 0;
-    }
-    if (ctx->nested_reply_mem[depth - 1] == NULL &&
-        posix_memalign(&ctx->nested_reply_mem[depth - 1], 4096,
-                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
-        ctx->nested_reply_mem[depth - 1] = NULL;
-        return refuse_now(ctx, msg, ENOMEM);
-    }
-    ctx->reply_buf = (uint8_t *)ctx->nested_reply_mem[depth - 1] +
-                     REPLY_BUF_OFFSET;
-    ret = dispatch_msg(ctx, msg);
-    ctx->reply_buf = saved;
-    return ret == -EBUSY ? 0 : ret;     /* a parked request is not a fault */
-}
 
 /*
  * Checks the client's reply to our DMA request and takes a DMA_READ's data.
@@ -161,112 +71,28 @@ take_reply(vfu_ctx_t *ctx, const struct tran_msg *msg, uint64_t addr,
     return 0;
 }
 
-/*
- * A reply: finishes whichever of our waits it answers, the innermost or
- * one further out (the client may answer in any order); true if it did.
- */
-static bool
-take_any_reply(vfu_ctx_t *ctx, const struct tran_msg *msg)
-{
-    for (unsigned i = 0; i < ctx->nest_depth; i++) {
-        struct dma_wait *w = ctx->waits[i];
+/* What a DMA request awaits: where its reply's data goes. */
+struct dma_rw_wait {
+    uint64_t addr;
+    void *dst;                      /* a DMA_READ's data goes here */
+    uint32_t count;
+};
 
-        if (w->done || msg->hdr.msg_id != w->id || msg->hdr.cmd != w->cmd) {
-            continue;
-        }
-        /* Ours, but without the bytes a reply needs: it failed. */
-        w->result = msg->oversized ? -EMSGSIZE :
-                    msg->malformed ? -EPROTO :
-                    take_reply(ctx, msg, w->addr, w->dst, w->count,
-                               w->cmd == VFIO_USER_DMA_WRITE);
-        w->done = true;
-        return true;
-    }
-    return false;
-}
-
-/*
- * Takes what is buffered in @rx until @w is done (1) or more must be
- * received (0), or -ENOTCONN. Replies finish their waits; client requests
- * are served (or set aside) as they come; replies to nothing are dropped.
- * @replies_here: our replies come on this socket; @requests_here: the
- * client's requests do.
- */
+/* The dispatch_wait's take function of a DMA_READ / DMA_WRITE. */
 static int
-take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
-              bool requests_here, const struct dma_wait *w)
+take_dma_reply(vfu_ctx_t *ctx, struct dispatch_wait *w,
+               const struct tran_msg *msg)
 {
-    struct tran_msg msg;
+    const struct dma_rw_wait *rw = w->arg;
 
-    while (!w->done && tran_rx_next(rx, &msg) == 1) {
-        if (tran_hdr_type(&msg.hdr) == VFIO_USER_F_TYPE_REPLY) {
-            tran_msg_close_fds(&msg);
-            if (!replies_here || (!take_any_reply(ctx, &msg) &&
-                                  !dma_msg_late_reply(ctx, &msg.hdr))) {
-                vfu_log_warn(ctx, "dropped a stray reply (msg%u, cmd %u)",
-                             msg.hdr.msg_id, msg.hdr.cmd);
-            }
-        } else if (!requests_here) {
-            /* Only our requests' replies belong on the twin socket. */
-            vfu_log_err(ctx, "unexpected message on the twin socket");
-            tran_msg_close_fds(&msg);
-        } else if (serve_nested(ctx, &msg) == -ENOTCONN) {
-            return -ENOTCONN;
-        }
-    }
-    return w->done ? 1 : 0;
+    return take_reply(ctx, msg, rw->addr, rw->dst, rw->count,
+                      w->cmd == VFIO_USER_DMA_WRITE);
 }
 
 /*
- * Waits until @w is answered, on the twin socket when there is one,
- * serving what the client sends on the main socket meanwhile (which may
- * answer @w from inside a nested wait). 0 with the reply handled, or
- * -errno.
+ * One DMA_READ or DMA_WRITE of at most the transfer limit, sent and its
+ * reply awaited while the client is served (dispatch_await()); 0 or -errno.
  */
-static int
-wait_reply(vfu_ctx_t *ctx, const struct dma_wait *w)
-{
-    bool twin = ctx->twin_fd >= 0;
-    int64_t deadline = vfu_now_ms() + DMA_REPLY_TIMEOUT_MS;
-    struct pollfd p[2] = {
-        { .fd = ctx->conn_fd, .events = POLLIN },
-        { .fd = ctx->twin_fd, .events = POLLIN },
-    };
-    int ret;
-
-    for (;;) {
-        ret = take_incoming(ctx, &ctx->rx, !twin, true, w);
-        if (ret == 0 && twin) {
-            ret = take_incoming(ctx, &ctx->twin_rx, true, false, w);
-        }
-        if (ret != 0) {
-            return ret < 0 ? ret : w->result;
-        }
-
-        int left = (int)(deadline - vfu_now_ms());
-        if (left <= 0) {
-            vfu_log_err(ctx, "no reply to DMA msg%u in %d ms", w->id,
-                        DMA_REPLY_TIMEOUT_MS);
-            return -ETIMEDOUT;
-        }
-        ret = poll(p, twin ? 2 : 1, left);
-        if (ret < 0 && errno != EINTR) {
-            return -errno;
-        }
-        for (int i = 0; ret > 0 && i < 2; i++) {
-            if (p[i].revents != 0) {
-                ssize_t n = tran_rx_fill(i == 0 ? &ctx->rx : &ctx->twin_rx,
-                                         p[i].fd, ctx->exact_reads ?
-                                         TRAN_RX_ONE_MSG : 0);
-                if (n < 0 && n != -EAGAIN) {
-                    return (int)n;
-                }
-            }
-        }
-    }
-}
-
-/* One DMA_READ or DMA_WRITE of at most the transfer limit; 0 or -errno. */
 static int
 dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
               bool is_write)
@@ -286,47 +112,10 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
     if (ret < 0) {
         return ret;
     }
-    struct dma_wait w = { .id = id, .cmd = cmd, .addr = addr, .dst = buf,
-                          .count = count };
-    /*
-     * A wait the device started outside any request (from its own loop)
-     * must not take in what comes after its reply: the device would next
-     * poll() the socket, which does not report what we hold. So it (and
-     * any wait nested in it) reads no further than one message at a time.
-     */
-    bool outermost = ctx->nest_depth == 0 && ctx->handler_depth == 0;
-    if (outermost) {
-        ctx->exact_reads = true;
-    }
-    ctx->waits[ctx->nest_depth++] = &w;
-    ret = wait_reply(ctx, &w);
-    ctx->nest_depth--;
-    if (outermost) {
-        ctx->exact_reads = false;
-    }
-    if (!w.done) {
-        /* Its reply may still come: it is to be dropped, not answered. */
-        unsigned i = ctx->nr_abandoned++ % MAX_ABANDONED_DMA;
-        ctx->abandoned[i].id = id;
-        ctx->abandoned[i].cmd = cmd;
-    }
-    return ret;
-}
-
-bool
-dma_msg_late_reply(vfu_ctx_t *ctx, const struct vfio_user_header *hdr)
-{
-    unsigned n = ctx->nr_abandoned < MAX_ABANDONED_DMA ? ctx->nr_abandoned
-                                                       : MAX_ABANDONED_DMA;
-
-    for (unsigned i = 0; i < n; i++) {
-        if (ctx->abandoned[i].id == hdr->msg_id &&
-            ctx->abandoned[i].cmd == hdr->cmd) {
-            ctx->abandoned[i].cmd = 0;  /* no command 0: matches nothing */
-            return true;
-        }
-    }
-    return false;
+    struct dma_rw_wait dw = { .addr = addr, .dst = buf, .count = count };
+    struct dispatch_wait w = { .id = id, .cmd = cmd, .take = take_dma_reply,
+                               .arg = &dw };
+    return dispatch_await(ctx, &w, DMA_REPLY_TIMEOUT_MS);
 }
 
 /*
@@ -464,13 +253,4 @@ VFU_EXPORT int
                 int flags)
 {
     return sgl_access(ctx, sgl, cnt, data, flags, true);
-}
-
-void
-dma_msg_free(vfu_ctx_t *ctx)
-{
-    for (int i = 0; i < MAX_NEST_DEPTH; i++) {
-        free(ctx->nested_reply_mem[i]);
-        ctx->nested_reply_mem[i] = NULL;
-    }
 }

@@ -4,9 +4,10 @@
  *   log.c       logging
  *   tran.c      message framing on the socket (shared with the client)
  *   negotiate.c VERSION capabilities JSON (shared with the client)
- *   ctx.c       context life cycle: create, realize, attach, disconnect
+ *   ctx.c       context life cycle: create, realize, attach, destroy
  *   dispatch.c  the request loop: checks each message, calls its handler,
- *               sends the reply
+ *               sends the reply; serving while a reply is awaited
+ *   disconnect.c connection teardown
  *   device.c    DEVICE_GET_INFO, DEVICE_RESET
  *   region.c    regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
  *   dma.c       the DMA map table: DMA_MAP/UNMAP, mappings of client memory,
@@ -57,16 +58,22 @@
 #define MAX_ABANDONED_DMA       8
 
 /*
- * One of our DMA_READ / DMA_WRITE messages awaiting its reply. Waits nest
- * (a request served during one may start another), and the client may
- * answer them in any order, so each reply is matched against all of them.
+ * One of our requests to the client (DMA_READ / DMA_WRITE) awaiting its
+ * reply, for dispatch_await(). Waits nest (a request served during one may
+ * start another), and the client may answer them in any order, so each
+ * reply is matched (msg_id and command) against all of them.
  */
-struct dma_wait {
+struct dispatch_wait {
     uint16_t id;
     uint16_t cmd;
-    uint64_t addr;
-    void *dst;                      /* a DMA_READ's data goes here */
-    uint32_t count;
+    /*
+     * Checks the reply @msg to this request and takes its data: 0 or
+     * -errno, the wait's result. Not called for a reply too short or too
+     * long to be one (EPROTO, EMSGSIZE).
+     */
+    int (*take)(vfu_ctx_t *ctx, struct dispatch_wait *w,
+                const struct tran_msg *msg);
+    void *arg;                      /* the requester's, for @take */
     bool done;
     int result;                     /* once done: 0 or -errno */
 };
@@ -195,12 +202,12 @@ struct vfu_ctx {
     struct tran_msg pending_msg;    /* its payload copied to pending_data */
     uint8_t *pending_data;
 
-    /* Server-to-client requests (dma_msg.c). */
+    /* Server-to-client requests (dma_msg.c) and their waits (dispatch.c). */
     uint16_t next_msg_id;
     unsigned nest_depth;            /* DMA waits in progress */
     unsigned handler_depth;         /* request handlers running */
     bool exact_reads;               /* a DMA wait outside any request */
-    struct dma_wait *waits[MAX_NEST_DEPTH]; /* theirs, outermost first */
+    struct dispatch_wait *waits[MAX_NEST_DEPTH]; /* outermost first */
     void *nested_reply_mem[MAX_NEST_DEPTH];
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
     struct deferred_msg **deferred_tail;
@@ -259,8 +266,7 @@ reply_add(struct vfu_reply *reply, void *base, size_t len)
 #define vfu_log_info(ctx, ...)  vfu_log((ctx), LOG_INFO, __VA_ARGS__)
 #define vfu_log_debug(ctx, ...) vfu_log((ctx), LOG_DEBUG, __VA_ARGS__)
 
-/* ctx.c */
-/* Ends the client connection: reset(LOST_CONN), close fds, listen again. */
+/* disconnect.c */
 /*
  * The client is gone: the device quiesces (@quiesce_first: not when it is
  * already quiet, nor when the context is destroyed), then gets
@@ -269,6 +275,8 @@ reply_add(struct vfu_reply *reply, void *base, size_t len)
  * vfu_device_quiesced() is to finish it.
  */
 int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
+/* Closes the connection's fds; standard input and output stay open. */
+void ctx_close_conn(vfu_ctx_t *ctx);
 
 /* dispatch.c */
 /*
@@ -277,14 +285,15 @@ int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
  * socket failed.
  */
 int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
-
-/* dma_msg.c */
-void dma_msg_free(vfu_ctx_t *ctx);
 /*
- * Whether @hdr is the late reply to a DMA request whose wait ended without
- * it; if so it is forgotten, and the caller drops the message.
+ * Serves the client until the reply to our request @w (sent) arrives, or
+ * @timeout_ms passes: 0 or -errno as @w->take said, -ETIMEDOUT, or
+ * -ENOTCONN. A wait that ends without its reply has the reply dropped
+ * when it comes.
  */
-bool dma_msg_late_reply(vfu_ctx_t *ctx, const struct vfio_user_header *hdr);
+int dispatch_await(vfu_ctx_t *ctx, struct dispatch_wait *w, int timeout_ms);
+/* Frees the reply buffers of nested requests. */
+void dispatch_free(vfu_ctx_t *ctx);
 
 /* dma_sgl.c */
 /* Where the memory of a scatter/gather entry is, for copying it. */
