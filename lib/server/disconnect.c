@@ -1,10 +1,10 @@
 /*
  * Connection teardown: when the client goes (or the context is destroyed),
- * the device quiesces and is told (reset LOST_CONN), loses the client's DMA
- * regions, dirty log and eventfds, and what was held for the connection is
- * dropped: the request waiting for a quiesce, requests set aside during a
- * DMA wait, the twin socket, buffered bytes and fds. Below the dispatcher,
- * which calls it when the link fails.
+ * what was held for the connection is dropped (the request waiting for a
+ * quiesce, requests set aside during a DMA wait, the twin socket, buffered
+ * bytes and fds), inside the lost-connection reset of the device and its
+ * state (reset.c). Below the dispatcher, which calls it when the link
+ * fails, and vfu_destroy_ctx().
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -21,27 +21,15 @@ ctx_close_conn(vfu_ctx_t *ctx)
     ctx->out_fd = -1;
 }
 
-int
-ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
+/*
+ * What the connection held goes: the request waiting for a quiesce,
+ * requests set aside during a DMA wait, the twin socket, the socket,
+ * buffered bytes and fds. Called by the reset orchestrator once the device
+ * has been told and has lost the client's DMA regions.
+ */
+static void
+drop_conn(vfu_ctx_t *ctx)
 {
-    if (ctx->conn_fd < 0) {
-        return 0;
-    }
-    if (quiesce_first && ctx->negotiated && !ctx->quiesced &&
-        !ctx->disconnecting) {
-        if (device_quiesce(ctx) == HANDLER_PENDING) {
-            ctx->disconnecting = true;  /* vfu_device_quiesced() goes on */
-            return -EBUSY;
-        }
-        /* A device that cannot quiesce is reset all the same: no client. */
-    }
-    ctx->disconnecting = false;
-    if (ctx->negotiated) {
-        (void)device_call_reset(ctx, VFU_RESET_LOST_CONN);  /* logs failure */
-    }
-    dma_remove_all(ctx);    /* unregister callbacks, then unmap */
-    /* The log was the client's: the next one starts (or not) its own. */
-    dma_log_stop(ctx);
     if (ctx->quiesce_pending) {
         tran_msg_close_fds(&ctx->pending_msg);
         free(ctx->pending_data);
@@ -68,9 +56,19 @@ ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
     ctx_close_conn(ctx);
     ctx->negotiated = false;
     tran_rx_reset(&ctx->rx);
-    irq_reset(ctx);         /* the client's eventfds go with it */
-    if (migration_reset(ctx) < 0) {     /* the next client finds it running */
-        vfu_log_warn(ctx, "device failed to return to RUNNING");
+}
+
+int
+ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
+{
+    int ret;
+
+    if (ctx->conn_fd < 0) {
+        return 0;
+    }
+    ret = reset_lost_conn(ctx, quiesce_first, drop_conn);
+    if (ret < 0) {
+        return ret;
     }
     vfu_log_info(ctx, "client disconnected");
     return 0;

@@ -1,15 +1,12 @@
 /*
- * PCI config space: owns the emulated type-0 header (ids, class,
- * command/status, BARs and their sizing, expansion ROM BAR, interrupt line
- * and pin, the INTx status bit), the per-byte register table that governs
- * every client write (write mask, write-1-to-clear mask, reset value, sticky
- * and FLR-kept bits, emulated or device-owned), config space resets and
- * function-level resets, the interrupt state the interrupt code reads
- * (INTx pin and status, MSI and MSI-X enables and masks), and the access
- * path that splits an access between this emulation and the device's
- * config region callback. Capabilities are in caps.c.
+ * PCI config space, the header: owns the emulated type-0 header (ids,
+ * class, command/status, BARs and their sizing, expansion ROM BAR,
+ * interrupt line and pin, the INTx status bit the interrupt code drives),
+ * its entries in the register table, and config space's life: allocated
+ * with the context, its capabilities freed with it. Below it, the storage
+ * and the register table (pci_table.c); beside it, the capabilities
+ * (caps.c); above it, the access path (pci_access.c).
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,44 +30,6 @@
 #define MIN_MEM_BAR_SIZE 16
 #define MIN_IO_BAR_SIZE  4
 #define MIN_ROM_SIZE     2048
-
-/* The per-byte arrays of struct vfu_pci, allocated as one block. */
-#define NR_CFG_ARRAYS    7
-
-/* Registers are little endian and may sit at any byte offset. */
-uint32_t
-pci_get32(const uint8_t *p, size_t off)
-{
-    uint32_t v;
-
-    memcpy(&v, p + off, sizeof(v));
-    return le32toh(v);
-}
-
-void
-pci_put32(uint8_t *p, size_t off, uint32_t val)
-{
-    uint32_t v = htole32(val);
-
-    memcpy(p + off, &v, sizeof(v));
-}
-
-uint16_t
-pci_get16(const uint8_t *p, size_t off)
-{
-    uint16_t v;
-
-    memcpy(&v, p + off, sizeof(v));
-    return le16toh(v);
-}
-
-void
-pci_put16(uint8_t *p, size_t off, uint16_t val)
-{
-    uint16_t v = htole16(val);
-
-    memcpy(p + off, &v, sizeof(v));
-}
 
 /* Smallest power of two >= @size and >= @min (a power of two). */
 static uint64_t
@@ -107,19 +66,11 @@ set_header_masks(vfu_ctx_t *ctx)
 int
 pci_alloc(vfu_ctx_t *ctx)
 {
-    uint8_t *block = calloc(NR_CFG_ARRAYS, PCI_CFG_SPACE_EXP_SIZE);
+    int ret = pci_table_alloc(ctx);
 
-    if (block == NULL) {
-        return -ENOMEM;
+    if (ret < 0) {
+        return ret;
     }
-    memset(&ctx->pci, 0, sizeof(ctx->pci));
-    ctx->pci.cfg = block;
-    ctx->pci.wmask = block + 1 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.w1cmask = block + 2 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.rstval = block + 3 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.sticky = block + 4 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.flrkeep = block + 5 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.emul = block + 6 * PCI_CFG_SPACE_EXP_SIZE;
     ctx->pci.type = VFU_PCI_TYPE_CONVENTIONAL;
     ctx->pci.cfg_size = PCI_CFG_SPACE_SIZE;
     set_header_masks(ctx);
@@ -130,14 +81,7 @@ void
 pci_free(vfu_ctx_t *ctx)
 {
     caps_free(ctx);
-    free(ctx->pci.cfg);     /* the whole block */
-    ctx->pci.cfg = NULL;
-    ctx->pci.wmask = NULL;
-    ctx->pci.w1cmask = NULL;
-    ctx->pci.rstval = NULL;
-    ctx->pci.sticky = NULL;
-    ctx->pci.flrkeep = NULL;
-    ctx->pci.emul = NULL;
+    pci_table_free(ctx);
 }
 
 /* Installs @type | kept address bits, with @mask as the writable bits. */
@@ -224,202 +168,6 @@ pci_region_changed(vfu_ctx_t *ctx, int idx)
     }
 }
 
-/* Calls the config region callback, turning its result into count/-errno. */
-static ssize_t
-call_cfg_cb(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
-            size_t count, uint64_t offset, bool is_write)
-{
-    ssize_t ret;
-
-    errno = 0;
-    ret = cb(ctx, buf, count, (loff_t)offset, is_write);
-    if (ret < 0) {
-        return errno > 0 ? -errno : -EIO;
-    }
-    if ((size_t)ret != count) {
-        return -EIO;
-    }
-    return ret;
-}
-
-/*
- * Whether a write to emulated byte @off may be accepted, its read-only bits
- * ignored. Bytes with writable or W1C bits may, and so may every byte of
- * the six BAR registers and the ROM BAR, implemented or not: a guest sizes
- * every one of them by writing all-ones and reading back (0 for an absent
- * BAR), and the lower dword of a 64-bit BAR of 4 GiB or more has no
- * writable bit at all.
- */
-static bool
-byte_accepts_write(vfu_ctx_t *ctx, size_t off)
-{
-    return (ctx->pci.wmask[off] | ctx->pci.w1cmask[off]) != 0 ||
-           (off >= PCI_BASE_ADDRESS_0 && off < PCI_BASE_ADDRESS_5 + 4) ||
-           (off >= PCI_ROM_ADDRESS && off < PCI_ROM_ADDRESS + 4);
-}
-
-/* Length of the run of bytes from @off (at most @max) with one owner. */
-static size_t
-owner_run(vfu_ctx_t *ctx, size_t off, size_t max)
-{
-    size_t n = 1;
-
-    while (n < max && ctx->pci.emul[off + n] == ctx->pci.emul[off]) {
-        n++;
-    }
-    return n;
-}
-
-static ssize_t
-config_read(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
-            size_t count, size_t offset)
-{
-    size_t i, n;
-    ssize_t ret;
-
-    for (i = 0; i < count; i += n) {
-        n = owner_run(ctx, offset + i, count - i);
-        if (ctx->pci.emul[offset + i] || cb == NULL) {
-            memcpy(buf + i, ctx->pci.cfg + offset + i, n);
-        } else {
-            ret = call_cfg_cb(ctx, cb, buf + i, n, offset + i, false);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-    }
-    return (ssize_t)count;
-}
-
-/*
- * A write: every emulated byte takes the client's value through the masks,
- * device-owned bytes go to the callback. The refusal rule: when no byte
- * written accepts writes (no writable or W1C bit, not a BAR, not the
- * device's) yet some byte would differ, the client is trying to change
- * read-only state and gets EPERM; writing back the current value is
- * accepted because clients write whole dwords that mix read-only and
- * writable bytes. Device-owned bytes without a callback: EINVAL. Nothing
- * changes when the write fails. With @dry_run only the checks are made.
- */
-static ssize_t
-config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
-             size_t count, size_t offset, bool dry_run)
-{
-    const uint8_t *in = (const uint8_t *)buf;
-    uint8_t val[PCI_CFG_SPACE_EXP_SIZE];
-    struct caps_pending pending = { 0 };
-    bool accepts = false, differs = false, has_dev = false;
-    size_t i, n;
-    ssize_t ret;
-
-    for (i = 0; i < count; i++) {
-        size_t off = offset + i;
-        uint8_t old = ctx->pci.cfg[off];
-        uint8_t wm = ctx->pci.wmask[off];
-        uint8_t cm = ctx->pci.w1cmask[off];
-
-        if (!ctx->pci.emul[off]) {
-            has_dev = true;
-            continue;
-        }
-        val[i] = (uint8_t)(((old & ~wm) | (in[i] & wm)) & ~(in[i] & cm));
-        accepts |= byte_accepts_write(ctx, off);
-        differs |= in[i] != old;
-    }
-    if (!accepts && !has_dev && differs) {
-        vfu_log_debug(ctx, "refused write of %zu bytes to read-only config "
-                      "space at %#zx", count, offset);
-        return -EPERM;
-    }
-    if (has_dev && cb == NULL) {
-        vfu_log_debug(ctx, "write of %zu bytes at %#zx reaches config space "
-                      "with no callback", count, offset);
-        return -EINVAL;
-    }
-    caps_write_prepare(ctx, val, count, offset, &pending);
-    if (dry_run) {
-        return (ssize_t)count;
-    }
-    if (pending.flr || pending.soft_reset) {
-        /* Quiet the device before anything changes: the write may wait. */
-        ret = device_quiesce(ctx);
-        if (ret != 0) {
-            return ret;
-        }
-    }
-
-    /*
-     * The device's bytes go first, so that a failing callback leaves the
-     * emulated registers as they were.
-     */
-    for (i = 0; i < count; i += n) {
-        n = owner_run(ctx, offset + i, count - i);
-        if (!ctx->pci.emul[offset + i]) {
-            ret = call_cfg_cb(ctx, cb, (char *)buf + i, n, offset + i, true);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-    }
-    for (i = 0; i < count; i++) {
-        if (ctx->pci.emul[offset + i]) {
-            ctx->pci.cfg[offset + i] = val[i];
-        }
-    }
-    ret = caps_write_done(ctx, &pending);
-    /* Enables and masks may have changed: deliver what they held back. */
-    irq_config_written(ctx);
-    return ret < 0 ? ret : (ssize_t)count;
-}
-
-/*
- * Config space access of @count bytes at @offset, already checked to lie
- * inside config space; with @dry_run a write is only checked.
- */
-static ssize_t
-config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
-              bool is_write, bool dry_run)
-{
-    const struct vfu_region *cr = &ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX];
-
-    if (count == 0 || offset > PCI_CFG_SPACE_EXP_SIZE ||
-        count > PCI_CFG_SPACE_EXP_SIZE - offset) {
-        return -EINVAL;
-    }
-    if ((cr->flags & VFU_REGION_FLAG_ALWAYS_CB) && cr->cb != NULL) {
-        return dry_run ? (ssize_t)count :
-               call_cfg_cb(ctx, cr->cb, buf, count, offset, is_write);
-    }
-    if (is_write) {
-        return config_write(ctx, cr->cb, buf, count, (size_t)offset, dry_run);
-    }
-    return config_read(ctx, cr->cb, buf, count, (size_t)offset);
-}
-
-void
-pci_reset_config(vfu_ctx_t *ctx, enum pci_reset_kind kind)
-{
-    struct vfu_pci *p = &ctx->pci;
-    size_t i;
-
-    for (i = 0; i < p->cfg_size; i++) {
-        uint8_t keep = p->sticky[i];
-        uint8_t bits;
-
-        if (kind != PCI_RESET_DEVICE) {
-            keep |= p->flrkeep[i];
-        }
-        bits = (uint8_t)((p->wmask[i] | p->w1cmask[i]) & ~keep);
-        p->cfg[i] = (uint8_t)((p->cfg[i] & ~bits) | (p->rstval[i] & bits));
-    }
-}
-
-void
-pci_reset(vfu_ctx_t *ctx)
-{
-    pci_reset_config(ctx, PCI_RESET_DEVICE);
-}
-
 void
 pci_set_intx_pin(vfu_ctx_t *ctx, bool has_intx)
 {
@@ -434,99 +182,6 @@ pci_set_intx_status(vfu_ctx_t *ctx, bool asserted)
     sts = asserted ? (sts | PCI_STATUS_INTERRUPT)
                    : (sts & ~PCI_STATUS_INTERRUPT);
     pci_put16(ctx->pci.cfg, PCI_STATUS, sts);
-}
-
-/*
- * The one place where the device is stopped before a function-level reset
- * (Initiate FLR, or the soft reset of a D3hot->D0 transition). When the
- * device defers quiescing, the config write that asked for the reset waits
- * (HANDLER_PENDING) and is written again once the device is quiet.
- */
-static int
-function_reset_quiesce(vfu_ctx_t *ctx)
-{
-    return device_quiesce(ctx);
-}
-
-/* Stops the device, lets it reset itself, then resets config space. */
-int
-pci_function_reset(vfu_ctx_t *ctx, vfu_reset_type_t type,
-               enum pci_reset_kind kind)
-{
-    int ret = function_reset_quiesce(ctx);
-
-    if (ret != 0) {
-        return ret;
-    }
-    ret = device_call_reset(ctx, type);
-    if (ret < 0) {
-        return ret;
-    }
-    pci_reset_config(ctx, kind);
-    return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Interrupt state, for the interrupt code                             */
-/* ------------------------------------------------------------------ */
-
-static uint16_t
-cap_flags(vfu_ctx_t *ctx, const struct vfu_cap *c)
-{
-    return pci_get16(ctx->pci.cfg, c->off + PCI_MSI_FLAGS);
-}
-
-bool
-pci_msi_enabled(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSI);
-
-    return c != NULL && (cap_flags(ctx, c) & PCI_MSI_FLAGS_ENABLE);
-}
-
-unsigned
-pci_msi_vectors(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSI);
-
-    if (c == NULL || !(cap_flags(ctx, c) & PCI_MSI_FLAGS_ENABLE)) {
-        return 0;
-    }
-    return 1u << (unsigned)((cap_flags(ctx, c) & PCI_MSI_FLAGS_QSIZE) >> 4);
-}
-
-bool
-pci_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector)
-{
-    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSI);
-    uint16_t flags;
-
-    if (c == NULL || vector >= pci_msi_vectors(ctx)) {
-        return true;
-    }
-    flags = cap_flags(ctx, c);
-    if (!(flags & PCI_MSI_FLAGS_MASKBIT)) {
-        return false;
-    }
-    return (pci_get32(ctx->pci.cfg, c->off + ((flags & PCI_MSI_FLAGS_64BIT) ? PCI_MSI_MASK_64
-                                               : PCI_MSI_MASK_32)) >>
-            vector) & 1;
-}
-
-bool
-pci_msix_enabled(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSIX);
-
-    return c != NULL && (cap_flags(ctx, c) & PCI_MSIX_FLAGS_ENABLE);
-}
-
-bool
-pci_msix_masked(vfu_ctx_t *ctx)
-{
-    const struct vfu_cap *c = caps_find(ctx, false, PCI_CAP_ID_MSIX);
-
-    return c != NULL && (cap_flags(ctx, c) & PCI_MSIX_FLAGS_MASKALL);
 }
 
 VFU_EXPORT int
@@ -600,20 +255,4 @@ vfu_pci_get_config_space(vfu_ctx_t *ctx)
         return NULL;
     }
     return (vfu_pci_config_space_t *)ctx->pci.cfg;
-}
-
-ssize_t
-pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
-                  bool is_write)
-{
-    return config_access(ctx, buf, count, offset, is_write, false);
-}
-
-int
-pci_config_check_write(vfu_ctx_t *ctx, const char *buf, size_t count,
-                       uint64_t offset)
-{
-    /* A dry run reads @buf only. */
-    ssize_t ret = config_access(ctx, (char *)buf, count, offset, true, true);
-    return ret < 0 ? (int)ret : 0;
 }
