@@ -1,9 +1,11 @@
 /*
- * Unit tests for lib/caps.c and the register tables in lib/pci.c: adding
+ * Unit tests for lib/server/caps.c, lib/server/cap_kinds.c and the register
+ * table (lib/server/pci_table.c): adding
  * capabilities (every refusal and its errno), placement and the two chains,
  * find/find_next, each capability's write/W1C/sticky masks, its behaviour
- * through region_config_access(), the kinds of reset, the INTx pin and status,
- * and the interrupt-state getters. Contexts are built by hand, no socket.
+ * through region_config_access() (the access path and the reset
+ * orchestrator), the kinds of reset, the INTx pin and status, and the
+ * interrupt-state getters. Contexts are built by hand, no socket.
  */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,6 +1,6 @@
 /*
- * Unit tests for lib/irq.c: interrupt counts, GET_IRQ_INFO, the validation
- * of SET_IRQS, the INTx level model (assert, automask, unmask, Interrupt
+ * Unit tests for lib/server/irq.c: interrupt counts, GET_IRQ_INFO, the
+ * validation of SET_IRQS, the INTx level model (assert, automask, unmask, Interrupt
  * Disable, unmask eventfd), MSI and MSI-X gating by their capabilities,
  * client masks and the state callback, loopback, and what happens to the
  * eventfds on replacement, refusal and reset. Contexts are built by hand;

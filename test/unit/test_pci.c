@@ -1,6 +1,6 @@
 /*
- * Unit tests for lib/pci.c: BAR and ROM sizing, header write masks, the
- * split between the emulated header and the config region callback, and
+ * Unit tests for lib/server/pci.c and pci_access.c: BAR and ROM sizing,
+ * header write masks, the split between the emulated header and the config region callback, and
  * the public PCI set-up calls. Contexts are built by hand, without a socket.
  */
 #include <errno.h>
