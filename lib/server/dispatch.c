@@ -156,7 +156,9 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     ctx->nr_requests++;
     reply.iovcnt = 0;
     reply.nr_fds = 0;
-    irq_poll(ctx);          /* an INTx unmask signalled by eventfd first */
+    if (ctx->irqs.intx_unmask_fd >= 0) {
+        irq_poll(ctx);      /* an INTx unmask signalled by eventfd first */
+    }
 
     if (!msg->malformed && tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_REPLY &&
         late_reply(ctx, &msg->hdr)) {

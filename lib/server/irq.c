@@ -377,7 +377,7 @@ notify_state(vfu_ctx_t *ctx, uint32_t idx, uint32_t start, uint32_t count,
 }
 
 void
-irq_poll_unmask(vfu_ctx_t *ctx)
+irq_poll(vfu_ctx_t *ctx)
 {
     struct pollfd pfd = { .fd = ctx->irqs.intx_unmask_fd, .events = POLLIN };
     uint64_t n;
@@ -419,7 +419,9 @@ vfu_irq_trigger(vfu_ctx_t *ctx, uint32_t subindex)
         return -1;
     }
     irqs = &ctx->irqs;
-    irq_poll(ctx);
+    if (irqs->intx_unmask_fd >= 0) {
+        irq_poll(ctx);
+    }
     if (irqs->enabled < 0) {
         uint32_t max = 0;
         for (idx = 0; is_exclusive(idx); idx++) {

@@ -491,15 +491,11 @@ int handle_set_irqs(vfu_ctx_t *ctx, struct tran_msg *msg,
                     struct vfu_reply *reply);
 /* After a config space write: delivers what enables and masks held back. */
 void irq_config_written(vfu_ctx_t *ctx);
-/* Takes in an INTx unmask the client signalled on its unmask eventfd. */
-void irq_poll_unmask(vfu_ctx_t *ctx);
-static inline void
-irq_poll(vfu_ctx_t *ctx)
-{
-    if (ctx->irqs.intx_unmask_fd >= 0) {
-        irq_poll_unmask(ctx);
-    }
-}
+/*
+ * Takes in an INTx unmask the client signalled on its unmask eventfd;
+ * nothing without one (a hot path looks at irqs.intx_unmask_fd first).
+ */
+void irq_poll(vfu_ctx_t *ctx);
 
 /* migration.c */
 /*

@@ -16,7 +16,10 @@ Edges, from the build directory:
                    the sources of its folder), is a file of lib/;
   call     A -> B  when the object file of A needs (nm: U) a symbol the
                    object file of B defines: a call, or a function's
-                   address taken (a callback handed over).
+                   address taken (a callback handed over);
+  inline   H -> B  when the body of a function defined in header H (static
+                   inline) names a function B's object file defines: the
+                   header's own call, as well as its includer's.
 
   check_graph.py BUILD SRC            checks; prints the layers on success
   check_graph.py BUILD SRC --draw     prints only the picture of the layers
@@ -66,6 +69,30 @@ def folder(path):
 # ------------------------------------------------------------------
 # Reading the build
 # ------------------------------------------------------------------
+
+CALL_RE = re.compile(r'\b([A-Za-z_]\w*)\s*\(')
+KEYWORDS = {'if', 'while', 'for', 'switch', 'return', 'sizeof', '_Alignof',
+            '_Static_assert', '__typeof__', 'typeof', '__attribute__'}
+
+
+def inline_calls(text):
+    """Names called in the bodies of the functions a header defines."""
+    text = re.sub(r'/\*.*?\*/', ' ', text, flags=re.S)
+    text = re.sub(r'//[^\n]*', ' ', text)
+    text = re.sub(r'"(\\.|[^"\\])*"', '""', text)
+    text = re.sub(r'^\s*#(.*\\\n)*.*$', ' ', text, flags=re.M)
+    names, depth, body, start = set(), 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == '{':
+            if depth == 0:
+                body = text[:i].rstrip().endswith(')')
+                start = i
+            depth += 1
+        elif ch == '}':
+            depth -= 1
+            if depth == 0 and body:
+                names.update(CALL_RE.findall(text[start:i]))
+    return names - KEYWORDS
 
 def compile_commands(build):
     """{lib-relative source: (object path, [include dirs])}, one each."""
@@ -180,6 +207,12 @@ def read_graph(build, src_root):
         for s in undefs[src]:
             for o in owner.get(s, ()):
                 g.add(src, o, s)
+    for f in sorted(g.files):
+        if f.endswith('.h'):
+            with open(os.path.join(lib, f), errors='replace') as fh:
+                for s in sorted(inline_calls(fh.read())):
+                    for o in owner.get(s, ()):
+                        g.add(f, o, s + ' (inline)')
     return g
 
 
@@ -362,6 +395,20 @@ def self_test():
     # A circle through a header: a.c includes h.h, h.h's code calls a.c.
     hdr = graph([('server/a.c', 'server/h.h'), ('server/h.h', 'server/a.c')])
     assert check(hdr) and check(hdr)[0].startswith('circle of 2'), check(hdr)
+
+    # What a header's inline functions call, not what it declares.
+    h = """/* f(x) */
+#define M(a) g(a)
+struct s { int (*cb)(int); };
+int declared(int a);
+static inline int
+inl(int a)
+{
+    if (a) { return called(a); }
+    return other (a) + sizeof(struct s);
+}
+"""
+    assert inline_calls(h) == {'called', 'other'}, inline_calls(h)
 
     up = graph([('common/tran.c', 'server/ctx.c')])
     assert check(up) == ['common/ may not reach server/: common/tran.c -> '
