@@ -92,7 +92,10 @@ void tran_rx_reset(struct tran_rx *rx);
 /*
  * Pins the bytes received so far (messages being served point into them)
  * until the matching release; receives in between go to a new buffer when
- * the pinned one is full. Returns 0, or -ENOBUFS when too many are held.
+ * the pinned one is full. A message taken after the hold is not pinned by
+ * it (it is good until the next receive): hold again to keep it, as the
+ * dispatcher does for each message it serves. Returns 0, or -ENOBUFS when
+ * too many are held.
  */
 int tran_rx_hold(struct tran_rx *rx);
 void tran_rx_release(struct tran_rx *rx);

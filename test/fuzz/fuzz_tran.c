@@ -4,8 +4,10 @@
  * when the reader fills, takes messages, holds and releases its buffer,
  * receives a reply directly into a caller's buffer, or changes its size
  * limit. A model of the byte stream says which message must come next and
- * whether it is malformed or oversized; payloads taken under a hold must
- * stay intact until released; every fd must be closed in the end.
+ * whether it is malformed or oversized; a payload taken before a hold must
+ * stay intact until that hold is released (tran_rx_hold() pins what was
+ * received so far; a payload taken and not pinned is good only until the
+ * next receive); every fd must be closed in the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +22,7 @@
 #define HDR     sizeof(struct vfio_user_header)
 #define MAX_SENT (1u << 20)
 
-/* A payload taken while held, to check until its hold is released. */
+/* A payload a hold pins, to check until that hold is released. */
 struct kept {
     const uint8_t *payload;
     size_t len;
@@ -37,6 +39,8 @@ static struct {
     size_t model;               /* where the next message starts in it */
     struct kept kept[64];
     size_t nr_kept;
+    struct kept taken[64];      /* taken since the last receive, unpinned */
+    size_t nr_taken;
 } t;
 
 static size_t
@@ -74,10 +78,32 @@ hook_recvmsg(int fd, struct msghdr *msg, int flags)
 
 static const struct fz_hooks hooks = { .recvmsg = hook_recvmsg };
 
+/* A receive may move what no hold pins: those payloads are no more. */
+static ssize_t
+fill(void)
+{
+    t.nr_taken = 0;
+    return tran_rx_fill(&t.rx, t.sock, 0);
+}
+
 static void
 pump(void)
 {
-    (void)tran_rx_fill(&t.rx, t.sock, 0);
+    (void)fill();
+}
+
+/* A hold that succeeds pins every payload taken since the last receive. */
+static void
+hold(void)
+{
+    if (tran_rx_hold(&t.rx) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < t.nr_taken && t.nr_kept < 64; i++) {
+        t.kept[t.nr_kept] = t.taken[i];
+        t.kept[t.nr_kept++].level = t.rx.hold;
+    }
+    t.nr_taken = 0;
 }
 
 static void
@@ -184,10 +210,10 @@ next_all(void)
         }
         model_take(&msg, false);
         take_fds(&msg);
-        if (t.rx.hold > 0 && msg.len > 0 && t.nr_kept < 64) {
-            t.kept[t.nr_kept++] = (struct kept){
+        if (msg.len > 0 && t.nr_taken < 64) {
+            t.taken[t.nr_taken++] = (struct kept){
                 .payload = msg.payload, .len = msg.len,
-                .stream_off = at + HDR, .level = t.rx.hold,
+                .stream_off = at + HDR,
             };
         }
     }
@@ -217,6 +243,7 @@ direct(struct fz *in)
     }
     dst = malloc(expect.msg_size - HDR - head + 1);
     FZ_CHECK(dst != NULL, "out of memory");
+    t.nr_taken = 0;             /* a receive, as fill() */
     ret = tran_rx_direct(&t.rx, t.sock, &expect, head, dst, &msg);
     if (ret == 1) {
         size_t at = t.model;
@@ -278,13 +305,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 2:
-            (void)tran_rx_fill(&t.rx, t.sock, 0);
+            (void)fill();
             break;
         case 3:
             next_all();
             break;
         case 4:
-            (void)tran_rx_hold(&t.rx);
+            hold();
             break;
         case 5:
             while (t.nr_kept > 0 && t.kept[t.nr_kept - 1].level == t.rx.hold) {
@@ -314,7 +341,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Everything that came is taken; then all is released. */
     for (int i = 0; i < 64; i++) {
-        if (tran_rx_fill(&t.rx, t.sock, 0) <= 0) {
+        if (fill() <= 0) {
             break;
         }
         next_all();
