@@ -843,7 +843,7 @@ test_msg_dma(void **state)
 
     /*
      * 1 MiB by message into memfd: DMA_READs of 64 KiB at most (what QEMU
-     * can answer in one write; see lib/dma_msg.c).
+     * can answer in one write; see lib/server/dma_msg.c).
      */
     served = dma_served(f->c);
     assert_int_equal(engine(f, DMA_CMD_RW, MSG_IOVA, IOVA, MEM_SIZE), 0);

@@ -31,7 +31,7 @@
 #define ACC             sizeof(struct vfio_user_region_access)
 #define MAX_XFER        VFIO_USER_DEFAULT_MAX_DATA_XFER_SIZE
 /*
- * The largest message the server takes (lib/private.h, SERVER_RX_BUF_SIZE):
+ * The largest message the server takes (lib/server/private.h, SERVER_RX_BUF_SIZE):
  * a REGION_WRITE of the transfer limit plus 64 KiB of slack.
  */
 /* The largest request: a REGION_WRITE of max_data_xfer_size bytes. */

@@ -1,5 +1,5 @@
 /*
- * Fuzzer of the framing layer (lib/tran.h) on a real socketpair: the input
+ * Fuzzer of the framing layer (lib/common/tran.h) on a real socketpair: the input
  * is what a peer writes (raw bytes, well-formed headers, fds attached) and
  * when the reader fills, takes messages, holds and releases its buffer,
  * receives a reply directly into a caller's buffer, or changes its size

@@ -1,5 +1,5 @@
 /*
- * Fuzzer of VERSION negotiation's parser (lib/negotiate.h): the input is a
+ * Fuzzer of VERSION negotiation's parser (lib/common/negotiate.h): the input is a
  * VERSION payload (major, minor, capabilities JSON) as a peer sends it.
  * What is accepted must be within the documented bounds, and our own
  * rendering of what was accepted must parse back to the same values.

@@ -1,9 +1,11 @@
 /*
- * Unit tests for lib/caps.c and the register tables in lib/pci.c: adding
+ * Unit tests for lib/server/caps.c, lib/server/cap_kinds.c and the register
+ * table (lib/server/pci_table.c): adding
  * capabilities (every refusal and its errno), placement and the two chains,
  * find/find_next, each capability's write/W1C/sticky masks, its behaviour
- * through pci_config_access(), the kinds of reset, the INTx pin and status,
- * and the interrupt-state getters. Contexts are built by hand, no socket.
+ * through region_config_access() (the access path and the reset
+ * orchestrator), the kinds of reset, the INTx pin and status, and the
+ * interrupt-state getters. Contexts are built by hand, no socket.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -115,7 +117,7 @@ wr(vfu_ctx_t *ctx, size_t off, uint32_t val, size_t len)
     char buf[4];
 
     memcpy(buf, &val, 4);       /* little-endian hosts */
-    return pci_config_access(ctx, buf, len, off, true);
+    return region_config_access(ctx, buf, len, off, true);
 }
 
 static uint32_t
@@ -124,7 +126,7 @@ rd(vfu_ctx_t *ctx, size_t off, size_t len)
     char buf[4] = { 0 };
     uint32_t val = 0;
 
-    assert_int_equal(pci_config_access(ctx, buf, len, off, false), len);
+    assert_int_equal(region_config_access(ctx, buf, len, off, false), len);
     memcpy(&val, buf, len);
     return val;
 }
@@ -813,9 +815,9 @@ test_msi_behaviour(void **state)
     struct msicap m = msi_cap(PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT |
                               2 << 1);
 
-    assert_false(pci_msi_enabled(ctx));
-    assert_int_equal(pci_msi_vectors(ctx), 0);
-    assert_true(pci_msi_vector_masked(ctx, 0));
+    assert_false(caps_msi_enabled(ctx));
+    assert_int_equal(caps_msi_vectors(ctx), 0);
+    assert_true(caps_msi_vector_masked(ctx, 0));
     m.mpend = 0x5;
     assert_int_equal(add(ctx, 0x50, 0, &m), 0x50);
 
@@ -830,13 +832,13 @@ test_msi_behaviour(void **state)
     /* 8 vectors asked for, 4 offered: 4 enabled. */
     assert_int_equal(wr(ctx, 0x52, PCI_MSI_FLAGS_ENABLE | 3 << 4, 2), 2);
     assert_int_equal(rd(ctx, 0x52, 2), 0x01a5);
-    assert_true(pci_msi_enabled(ctx));
-    assert_int_equal(pci_msi_vectors(ctx), 4);
+    assert_true(caps_msi_enabled(ctx));
+    assert_int_equal(caps_msi_vectors(ctx), 4);
     /* Reserved encodings too. */
     assert_int_equal(wr(ctx, 0x52, PCI_MSI_FLAGS_ENABLE | 7 << 4, 2), 2);
     assert_int_equal(rd(ctx, 0x52, 2), 0x01a5);
     assert_int_equal(wr(ctx, 0x52, PCI_MSI_FLAGS_ENABLE | 1 << 4, 2), 2);
-    assert_int_equal(pci_msi_vectors(ctx), 2);
+    assert_int_equal(caps_msi_vectors(ctx), 2);
     /* The high byte alone leaves the enabled vectors alone. */
     assert_int_equal(wr(ctx, 0x53, 0x01, 1), 1);
     assert_int_equal(rd(ctx, 0x52, 2), 0x0195);
@@ -844,11 +846,11 @@ test_msi_behaviour(void **state)
     /* Mask bits for the 4 vectors offered; the rest read 0. */
     assert_int_equal(wr(ctx, 0x60, 0xffffffff, 4), 4);
     assert_int_equal(rd(ctx, 0x60, 4), 0xf);
-    assert_true(pci_msi_vector_masked(ctx, 1));
+    assert_true(caps_msi_vector_masked(ctx, 1));
     assert_int_equal(wr(ctx, 0x60, 0x1, 4), 4);
-    assert_true(pci_msi_vector_masked(ctx, 0));
-    assert_false(pci_msi_vector_masked(ctx, 1));
-    assert_true(pci_msi_vector_masked(ctx, 2));    /* only 2 enabled */
+    assert_true(caps_msi_vector_masked(ctx, 0));
+    assert_false(caps_msi_vector_masked(ctx, 1));
+    assert_true(caps_msi_vector_masked(ctx, 2));    /* only 2 enabled */
 
     /* Pending bits are the device's. */
     assert_int_equal(wr(ctx, 0x64, 0, 4), -EPERM);
@@ -856,8 +858,8 @@ test_msi_behaviour(void **state)
     assert_int_equal(wr(ctx, 0x64, 0x5, 4), 4);
 
     assert_int_equal(wr(ctx, 0x52, 0, 2), 2);
-    assert_false(pci_msi_enabled(ctx));
-    assert_int_equal(pci_msi_vectors(ctx), 0);
+    assert_false(caps_msi_enabled(ctx));
+    assert_int_equal(caps_msi_vectors(ctx), 0);
 }
 
 static void
@@ -869,9 +871,9 @@ test_msi_unmaskable(void **state)
     assert_int_equal(add(ctx, 0, 0, &m), 0x40);
     assert_int_equal(wr(ctx, 0x42, PCI_MSI_FLAGS_ENABLE | 5 << 4, 2), 2);
     assert_int_equal(rd(ctx, 0x42, 2), 0x0001);
-    assert_int_equal(pci_msi_vectors(ctx), 1);
-    assert_false(pci_msi_vector_masked(ctx, 0));
-    assert_true(pci_msi_vector_masked(ctx, 1));
+    assert_int_equal(caps_msi_vectors(ctx), 1);
+    assert_false(caps_msi_vector_masked(ctx, 0));
+    assert_true(caps_msi_vector_masked(ctx, 1));
     assert_int_equal(wr(ctx, 0x48, 0xabcd, 2), 2);     /* 32-bit data */
     assert_int_equal(rd(ctx, 0x48, 2), 0xabcd);
 }
@@ -882,24 +884,24 @@ test_msix_behaviour(void **state)
     vfu_ctx_t *ctx = *state;
     struct msixcap x = msix_cap(8, 0x0 | 1, 0x800 | 1);
 
-    assert_false(pci_msix_enabled(ctx));
-    assert_false(pci_msix_masked(ctx));
+    assert_false(caps_msix_enabled(ctx));
+    assert_false(caps_msix_masked(ctx));
     assert_int_equal(add(ctx, 0x70, 0, &x), 0x70);
     assert_int_equal(rd(ctx, 0x72, 2), 7);
     assert_int_equal(wr(ctx, 0x72, 0xffff, 2), 2);
     assert_int_equal(rd(ctx, 0x72, 2), 0xc007);
-    assert_true(pci_msix_enabled(ctx));
-    assert_true(pci_msix_masked(ctx));
+    assert_true(caps_msix_enabled(ctx));
+    assert_true(caps_msix_masked(ctx));
     assert_int_equal(wr(ctx, 0x73, 0x80, 1), 1);
-    assert_true(pci_msix_enabled(ctx));
-    assert_false(pci_msix_masked(ctx));
+    assert_true(caps_msix_enabled(ctx));
+    assert_false(caps_msix_masked(ctx));
     /* Table and PBA locations are read-only. */
     assert_int_equal(wr(ctx, 0x74, 0x1000, 4), -EPERM);
     assert_int_equal(wr(ctx, 0x78, 0x801, 4), 4);
     assert_int_equal(rd(ctx, 0x74, 4), 1);
     /* Reset disables. */
     pci_reset(ctx);
-    assert_false(pci_msix_enabled(ctx));
+    assert_false(caps_msix_enabled(ctx));
     assert_int_equal(rd(ctx, 0x72, 2), 7);
 }
 
@@ -974,7 +976,7 @@ test_flr(void **state)
     assert_int_equal(rd(ctx, PCI_COMMAND, 2), 0);
     assert_int_equal(rd(ctx, PCI_BASE_ADDRESS_0, 4), 0);
     assert_int_equal(rd(ctx, 0x7e, 2), 3);
-    assert_false(pci_msix_enabled(ctx));
+    assert_false(caps_msix_enabled(ctx));
 
     /* A device reset resets the link settings too (LNKCTL2 is sticky). */
     assert_int_equal(wr(ctx, 0x48, 0x0040, 2), 2);
@@ -1024,7 +1026,7 @@ test_readonly_cap(void **state)
     assert_int_equal(wr(ctx, 0x44, 0xfee00000, 4), -EPERM);
     assert_int_equal(rd(ctx, 0x42, 2), PCI_MSI_FLAGS_64BIT);
     assert_int_equal(wr(ctx, 0x42, PCI_MSI_FLAGS_64BIT, 2), 2);
-    assert_false(pci_msi_enabled(ctx));
+    assert_false(caps_msi_enabled(ctx));
     vsc(v, 12);
     v[5] = 0x77;
     assert_int_equal(add(ctx, 0, VFU_CAP_FLAG_READONLY, v), 0x50);
@@ -1071,7 +1073,7 @@ test_callback_cap(void **state)
     assert_int_equal(st.cb_off, 0x42);
     assert_int_equal(st.cb_count, 2);
     /* An access across the end of the header and into the capability. */
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3e, false), 8);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3e, false), 8);
     assert_memory_equal(buf, "\x00\x00\x05\x00\xc0\xc1\xc2\xc3", 8);
     assert_int_equal(st.cb_off, 0x42);
     assert_int_equal(st.cb_count, 4);
@@ -1087,7 +1089,7 @@ test_callback_cap(void **state)
     assert_int_equal(wr(ctx, 0x41, 0x50, 1), -EPERM);
     assert_int_equal(rd(ctx, 0x40, 2), 0x0005);
     /* Never the library's MSI state. */
-    assert_false(pci_msi_enabled(ctx));
+    assert_false(caps_msi_enabled(ctx));
 }
 
 /* Config accesses of every size and alignment agree with byte accesses. */
@@ -1104,8 +1106,8 @@ test_any_size_alignment(void **state)
     memcpy(ref, ctx->pci.cfg, sizeof(ref));
     for (size_t len = 1; len <= 16; len++) {
         for (size_t off = 0; off + len <= sizeof(ref); off += 1) {
-            assert_int_equal(pci_config_access(ctx, (char *)buf, len, off,
-                                               false), len);
+            assert_int_equal(region_config_access(ctx, (char *)buf, len,
+                                                  off, false), len);
             assert_memory_equal(buf, ref + off, len);
         }
     }
@@ -1113,14 +1115,14 @@ test_any_size_alignment(void **state)
     memcpy(buf, ref + 0x41, 0x20);
     buf[0x48 - 0x41] = 0x10;        /* devctl low byte: relaxed ordering */
     buf[0x49 - 0x41] = 0x01;        /* extended tag */
-    assert_int_equal(pci_config_access(ctx, (char *)buf, 0x20, 0x41, true),
-                     0x20);
+    assert_int_equal(region_config_access(ctx, (char *)buf, 0x20, 0x41,
+                                          true), 0x20);
     assert_int_equal(rd(ctx, 0x48, 2), 0x0110);
     /* A whole-space read. */
-    assert_int_equal(pci_config_access(ctx, (char *)buf, 0x1000 - 0x140,
-                                       0x140, false), 0x1000 - 0x140);
-    assert_int_equal(pci_config_access(ctx, (char *)buf, 1, 0x1000, false),
-                     -EINVAL);
+    assert_int_equal(region_config_access(ctx, (char *)buf, 0x1000 - 0x140,
+                                          0x140, false), 0x1000 - 0x140);
+    assert_int_equal(region_config_access(ctx, (char *)buf, 1, 0x1000,
+                                          false), -EINVAL);
 }
 
 static void

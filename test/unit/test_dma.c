@@ -1,6 +1,6 @@
 /*
- * Unit tests of the DMA map table (lib/dma.c) and the dirty-page log
- * (lib/dirty.c), without a socket: adding regions (every refusal and its
+ * Unit tests of the DMA map table (lib/server/dma.c) and the dirty-page log
+ * (lib/server/dirty.c), without a socket: adding regions (every refusal and its
  * errno), overlap, lookup across regions, the count-needed return of
  * vfu_addr_to_sgl(), protection, mapping a memfd, stale entries after an
  * unmap, the flags of vfu_sgl_read/write, regions for file I/O, the

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the DMA map table's index (lib/dma_index.c), a B+ tree:
+ * Unit tests of the DMA map table's index (lib/server/dma_index.c), a B+ tree:
  * against a model, with regions added and removed upwards, downwards and
  * at random (every split, borrow and merge, at every level), lookups of
  * every page and gap, overlap checks, walks, and the top of the address

@@ -1,6 +1,6 @@
 /*
- * Unit tests for lib/irq.c: interrupt counts, GET_IRQ_INFO, the validation
- * of SET_IRQS, the INTx level model (assert, automask, unmask, Interrupt
+ * Unit tests for lib/server/irq.c: interrupt counts, GET_IRQ_INFO, the
+ * validation of SET_IRQS, the INTx level model (assert, automask, unmask, Interrupt
  * Disable, unmask eventfd), MSI and MSI-X gating by their capabilities,
  * client masks and the state callback, loopback, and what happens to the
  * eventfds on replacement, refusal and reset. Contexts are built by hand;
@@ -193,13 +193,13 @@ cfg16(vfu_ctx_t *ctx, size_t off)
 static void
 cfg_write16(vfu_ctx_t *ctx, size_t off, uint16_t val)
 {
-    assert_int_equal(pci_config_access(ctx, (char *)&val, 2, off, true), 2);
+    assert_int_equal(region_config_access(ctx, (char *)&val, 2, off, true), 2);
 }
 
 static void
 cfg_write32(vfu_ctx_t *ctx, size_t off, uint32_t val)
 {
-    assert_int_equal(pci_config_access(ctx, (char *)&val, 4, off, true), 4);
+    assert_int_equal(region_config_access(ctx, (char *)&val, 4, off, true), 4);
 }
 
 static bool

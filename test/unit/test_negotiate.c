@@ -1,5 +1,5 @@
 /*
- * Unit tests of VERSION parsing and formatting (lib/negotiate.c): what QEMU
+ * Unit tests of VERSION parsing and formatting (lib/common/negotiate.c): what QEMU
  * sends, defaults, and every kind of bad input with its errno.
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
- * Unit tests for lib/pci.c: BAR and ROM sizing, header write masks, the
- * split between the emulated header and the config region callback, and
+ * Unit tests for lib/server/pci.c and pci_access.c: BAR and ROM sizing,
+ * header write masks, the split between the emulated header and the config region callback, and
  * the public PCI set-up calls. Contexts are built by hand, without a socket.
  */
 #include <errno.h>
@@ -95,7 +95,7 @@ wr32(vfu_ctx_t *ctx, uint64_t off, uint32_t val)
     char buf[4];
 
     memcpy(buf, &val, 4);   /* tests run on little-endian hosts */
-    return pci_config_access(ctx, buf, 4, off, true);
+    return region_config_access(ctx, buf, 4, off, true);
 }
 
 static ssize_t
@@ -104,7 +104,7 @@ wr16(vfu_ctx_t *ctx, uint64_t off, uint16_t val)
     char buf[2];
 
     memcpy(buf, &val, 2);
-    return pci_config_access(ctx, buf, 2, off, true);
+    return region_config_access(ctx, buf, 2, off, true);
 }
 
 static ssize_t
@@ -112,7 +112,7 @@ wr8(vfu_ctx_t *ctx, uint64_t off, uint8_t val)
 {
     char buf[1] = { (char)val };
 
-    return pci_config_access(ctx, buf, 1, off, true);
+    return region_config_access(ctx, buf, 1, off, true);
 }
 
 static uint32_t
@@ -121,7 +121,7 @@ rd32(vfu_ctx_t *ctx, uint64_t off)
     char buf[4];
     uint32_t val;
 
-    assert_int_equal(pci_config_access(ctx, buf, 4, off, false), 4);
+    assert_int_equal(region_config_access(ctx, buf, 4, off, false), 4);
     memcpy(&val, buf, 4);
     return val;
 }
@@ -132,7 +132,7 @@ rd16(vfu_ctx_t *ctx, uint64_t off)
     char buf[2];
     uint16_t val;
 
-    assert_int_equal(pci_config_access(ctx, buf, 2, off, false), 2);
+    assert_int_equal(region_config_access(ctx, buf, 2, off, false), 2);
     memcpy(&val, buf, 2);
     return val;
 }
@@ -142,7 +142,7 @@ rd8(vfu_ctx_t *ctx, uint64_t off)
 {
     char buf[1];
 
-    assert_int_equal(pci_config_access(ctx, buf, 1, off, false), 1);
+    assert_int_equal(region_config_access(ctx, buf, 1, off, false), 1);
     return (uint8_t)buf[0];
 }
 
@@ -349,19 +349,19 @@ test_cross_header_no_cb(void **state)
     ctx->pci.cfg[PCI_INTERRUPT_PIN] = 0x01;
     memcpy(ctx->pci.cfg + 0x40, "\x11\x22\x33\x44", 4);
 
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3c, false), 8);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3c, false), 8);
     assert_memory_equal(buf, want, 8);
 
     /* Writes past the header need a callback; the header stays as it was. */
     memcpy(buf, "\x05\x01\x00\x00\x55\x66\x77\x88", 8);
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3c, true), -EINVAL);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3c, true), -EINVAL);
     assert_int_equal(ctx->pci.cfg[PCI_INTERRUPT_LINE], 0x0b);
     assert_int_equal(ctx->pci.cfg[0x40], 0x11);
 
     /* Entirely past the header. */
-    assert_int_equal(pci_config_access(ctx, buf, 2, 0x41, false), 2);
+    assert_int_equal(region_config_access(ctx, buf, 2, 0x41, false), 2);
     assert_memory_equal(buf, "\x22\x33", 2);
-    assert_int_equal(pci_config_access(ctx, buf, 2, 0x41, true), -EINVAL);
+    assert_int_equal(region_config_access(ctx, buf, 2, 0x41, true), -EINVAL);
 }
 
 static void
@@ -376,7 +376,7 @@ test_cross_header_with_cb(void **state)
     ctx->pci.cfg[PCI_INTERRUPT_LINE] = 0x0b;
     ctx->pci.cfg[PCI_INTERRUPT_PIN] = 0x01;
 
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3c, false), 8);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3c, false), 8);
     assert_memory_equal(buf, want, 8);
     assert_int_equal(cb_state.calls, 1);
     assert_int_equal(cb_state.offset, 0x40);
@@ -384,7 +384,7 @@ test_cross_header_with_cb(void **state)
     assert_false(cb_state.is_write);
 
     memcpy(buf, "\x05\x01\x00\x00\x55\x66\x77\x88", 8);
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3c, true), 8);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3c, true), 8);
     assert_int_equal(cb_state.calls, 2);
     assert_int_equal(cb_state.offset, 0x40);
     assert_int_equal(cb_state.count, 4);
@@ -397,12 +397,12 @@ test_cross_header_with_cb(void **state)
     cb_state.ret = -1;
     cb_state.err = EBUSY;
     memcpy(buf, "\x09\x01\x00\x00\x55\x66\x77\x88", 8);
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3c, true), -EBUSY);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3c, true), -EBUSY);
     assert_int_equal(ctx->pci.cfg[PCI_INTERRUPT_LINE], 0x05);
     cb_state.err = 0;
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3c, true), -EIO);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3c, true), -EIO);
     cb_state.ret = 3;
-    assert_int_equal(pci_config_access(ctx, buf, 8, 0x3c, true), -EIO);
+    assert_int_equal(region_config_access(ctx, buf, 8, 0x3c, true), -EIO);
     assert_int_equal(ctx->pci.cfg[PCI_INTERRUPT_LINE], 0x05);
 
     /* Header-only accesses never reach the callback. */
@@ -422,7 +422,8 @@ test_always_cb(void **state)
         VFU_REGION_FLAG_RW | VFU_REGION_FLAG_ALWAYS_CB;
     vfu_pci_set_id(ctx, 0x1234, 0x5678, 0, 0);
 
-    assert_int_equal(pci_config_access(ctx, buf, 4, PCI_VENDOR_ID, false), 4);
+    assert_int_equal(region_config_access(ctx, buf, 4, PCI_VENDOR_ID, false),
+                     4);
     assert_memory_equal(buf, "\xa0\xa1\xa2\xa3", 4);
     assert_int_equal(cb_state.calls, 1);
     assert_int_equal(cb_state.offset, 0);
@@ -430,7 +431,7 @@ test_always_cb(void **state)
 
     /* Even a write to the command register bypasses the emulation. */
     memcpy(buf, "\x07\x00", 2);
-    assert_int_equal(pci_config_access(ctx, buf, 2, PCI_COMMAND, true), 2);
+    assert_int_equal(region_config_access(ctx, buf, 2, PCI_COMMAND, true), 2);
     assert_int_equal(cb_state.calls, 2);
     assert_int_equal(cb_state.offset, PCI_COMMAND);
     assert_true(cb_state.is_write);
@@ -439,7 +440,7 @@ test_always_cb(void **state)
     cb_state.use_ret = true;
     cb_state.ret = -1;
     cb_state.err = ENOTSUP;
-    assert_int_equal(pci_config_access(ctx, buf, 4, 0x80, false), -ENOTSUP);
+    assert_int_equal(region_config_access(ctx, buf, 4, 0x80, false), -ENOTSUP);
 }
 
 static void

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the framing layer (lib/tran.c) over a socketpair: messages
+ * Unit tests of the framing layer (lib/common/tran.c) over a socketpair: messages
  * split and joined in every way, fds attributed to the right message, and
  * the framing faults (too small, too big) handled without losing the stream.
  */

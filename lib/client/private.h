@@ -1,7 +1,17 @@
 /*
- * What the client library's files share (client.c, client_dma.c,
- * client_irq.c, client_migration.c, client_ioeventfd.c): the client struct
- * and the request machinery of client.c.
+ * What the client library's files share: the client struct and the
+ * interfaces between its layers. From the top down:
+ *   client.c            connect (plugs client_dma.c's handler into the
+ *                       connection layer), negotiate, close
+ *   client_migration.c  migration calls, vfu_client_migrate()
+ *   client_ioeventfd.c  GET_REGION_IO_FDS, doorbells through ioeventfds
+ *                       (uses client_region.c's region calls)
+ *   client_region.c     device info, region info, region access, reset
+ *   client_irq.c        interrupt info, SET_IRQS, waiting on eventfds
+ *   client_dma.c        DMA map/unmap, answering DMA_READ/WRITE, dirty log
+ *   client_conn.c       the connection: messages, requests and replies,
+ *                       timeouts, raw calls, vfu_client_serve()
+ * Each calls only files below it; none calls the server library.
  */
 #ifndef VFU_CLIENT_PRIVATE_H
 #define VFU_CLIENT_PRIVATE_H
@@ -71,6 +81,14 @@ struct client_ioeventfd {
 /* Requests given up on whose late replies are dropped quietly. */
 #define CLIENT_MAX_ABANDONED        16
 
+struct vfu_client;
+/*
+ * A handler of the server's requests (a command that is not a reply):
+ * true when it took @msg (its fds too) and answered it as it asked,
+ * false when it is not one the handler serves.
+ */
+typedef bool client_request_fn(struct vfu_client *c, struct tran_msg *msg);
+
 struct vfu_client {
     int fd;
     struct tran_rx rx;
@@ -88,6 +106,7 @@ struct vfu_client {
     int64_t deadline;           /* of the request under way; 0: none */
     uint16_t abandoned[CLIENT_MAX_ABANDONED];
     unsigned nr_abandoned;
+    client_request_fn *on_request;  /* the server's requests; may be NULL */
 };
 
 
@@ -135,12 +154,16 @@ client_ioeventfds_clear(struct vfu_client *c, uint32_t index)
     c->nr_ioefds = kept;
 }
 
-/* client.c */
-int rx_make_room(struct tran_rx *rx);
+/* client_conn.c */
+/*
+ * Blocks until the next whole message is there, or the deadline of the
+ * request under way: 0 with @msg filled (its fds are the caller's), or
+ * -errno.
+ */
 int next_msg(struct vfu_client *c, struct tran_msg *msg);
+/* The reply to command @cmd sent as @id: 0 with @reply filled, or -errno. */
 int wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
                struct tran_msg *reply);
-int handle_server_msg(struct vfu_client *c, struct tran_msg *msg);
 /* Gives up on request @id: its reply, if it comes, is dropped. */
 void abandon(struct vfu_client *c, uint16_t id);
 void give_fds(struct tran_msg *msg, int *fds, size_t *nr);
@@ -153,9 +176,16 @@ int do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
 int typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
                   const struct iovec *iov, size_t iovcnt, size_t min,
                   size_t max, struct tran_msg *reply);
+/* Applies the timeout to the socket: SO_RCVTIMEO ticks, SO_SNDTIMEO. */
+int client_apply_timeouts(struct vfu_client *c);
+/* What the server announced (before negotiation: the spec's defaults). */
+void client_set_info(struct vfu_client *c, uint16_t major, uint16_t minor,
+                     const struct vfu_caps *caps);
+/* The handler of the server's requests from now on (NULL: none). */
+void client_on_request(struct vfu_client *c, client_request_fn *fn);
 
 /* client_dma.c */
-/* Answers a DMA_READ / DMA_WRITE from the server. */
-void serve_dma(struct vfu_client *c, struct tran_msg *msg);
+/* Answers a DMA_READ / DMA_WRITE from the server: a client_request_fn. */
+bool client_dma_request(struct vfu_client *c, struct tran_msg *msg);
 
 #endif /* VFU_CLIENT_PRIVATE_H */

@@ -2,8 +2,12 @@
  * The request loop: takes whole messages from the socket in order, rejects
  * what is not a well-formed command, calls the command's handler and sends
  * its reply (header, payload and fds in one sendmsg). Commands flagged
- * NO_REPLY never get a reply, not even an error.
+ * NO_REPLY never get a reply, not even an error. Also owns the requests
+ * waiting for the device to quiesce, and dispatch_await(): serving the
+ * client until the reply to one of our own requests arrives (the requests
+ * set aside meanwhile, the nested reply buffers, the replies given up on).
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +49,37 @@ static const char *const cmd_names[VFIO_USER_MAX] = {
     [VFIO_USER_DEVICE_FEATURE]          = "DEVICE_FEATURE",
     [VFIO_USER_MIG_DATA_READ]           = "MIG_DATA_READ",
     [VFIO_USER_MIG_DATA_WRITE]          = "MIG_DATA_WRITE",
+    /* Ours, to the client. */
+    [VFIO_USER_DMA_READ]                = "DMA_READ",
+    [VFIO_USER_DMA_WRITE]               = "DMA_WRITE",
 };
+
+static const char *
+cmd_name(uint16_t cmd)
+{
+    return cmd < VFIO_USER_MAX && cmd_names[cmd] != NULL ? cmd_names[cmd]
+                                                         : "?";
+}
+
+/*
+ * Whether @hdr is the late reply to a request whose wait ended without it
+ * (dispatch_await()); if so it is forgotten, and the caller drops it.
+ */
+static bool
+late_reply(vfu_ctx_t *ctx, const struct vfio_user_header *hdr)
+{
+    unsigned n = ctx->nr_abandoned < MAX_ABANDONED_DMA ? ctx->nr_abandoned
+                                                       : MAX_ABANDONED_DMA;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (ctx->abandoned[i].id == hdr->msg_id &&
+            ctx->abandoned[i].cmd == hdr->cmd) {
+            ctx->abandoned[i].cmd = 0;  /* no command 0: matches nothing */
+            return true;
+        }
+    }
+    return false;
+}
 
 /* Framing and header checks common to every command; 0 or -errno. */
 static int
@@ -122,10 +156,12 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     ctx->nr_requests++;
     reply.iovcnt = 0;
     reply.nr_fds = 0;
-    irq_poll(ctx);          /* an INTx unmask signalled by eventfd first */
+    if (ctx->irqs.intx_unmask_fd >= 0) {
+        irq_poll(ctx);      /* an INTx unmask signalled by eventfd first */
+    }
 
     if (!msg->malformed && tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_REPLY &&
-        dma_msg_late_reply(ctx, &msg->hdr)) {
+        late_reply(ctx, &msg->hdr)) {
         vfu_log_warn(ctx, "dropped the late reply to DMA msg%u",
                      msg->hdr.msg_id);
         tran_msg_close_fds(msg);
@@ -134,8 +170,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     ret = check_header(ctx, msg);
     if (ret == 0) {
         vfu_log_debug(ctx, "msg%u: %s, %u bytes%s", msg->hdr.msg_id,
-                      cmd_names[msg->hdr.cmd] != NULL ?
-                      cmd_names[msg->hdr.cmd] : "?", msg->hdr.msg_size,
+                      cmd_name(msg->hdr.cmd), msg->hdr.msg_size,
                       tran_hdr_no_reply(&msg->hdr) ? ", no reply (posted)" : "");
         /*
          * The handler may serve nested requests (a DMA wait): pin ours. The
@@ -223,6 +258,248 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
         (void)ctx_disconnect(ctx, false);
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Serving the client while a reply is awaited                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * dispatch_await(): on one socket the client's requests may arrive before
+ * the reply to our request. A client such as QEMU answers our DMA messages
+ * only from a thread that may itself be blocked waiting for our reply to
+ * one of its requests, so the wait serves them, in order, as vfu_run_ctx()
+ * would, and only then finds its reply. Requests are set aside for
+ * vfu_run_ctx() instead when serving them now would break their order or
+ * nest too deep: while a served request waits for the device to quiesce,
+ * once anything has been set aside, or at MAX_NEST_DEPTH. In twin-socket
+ * mode our requests and their replies use a socket of their own; the main
+ * socket is served the same way meanwhile.
+ */
+
+/*
+ * Keeps a copy of a client request to serve it from vfu_run_ctx() later.
+ * A request that failed framing has no payload (tran.h): only its header
+ * and flags are kept, and vfu_run_ctx() answers it with its error in turn.
+ * Returns 0, or -ENOBUFS / -ENOMEM when it cannot be held.
+ */
+static int
+set_aside(vfu_ctx_t *ctx, struct tran_msg *msg)
+{
+    size_t len = msg->malformed || msg->oversized ? 0 : msg->len;
+    struct deferred_msg *d;
+
+    if (ctx->nr_deferred >= MAX_DEFERRED_MSGS ||
+        len > MAX_DEFERRED_BYTES - ctx->deferred_bytes) {
+        return -ENOBUFS;
+    }
+    d = malloc(sizeof(*d) + len);
+    if (d == NULL) {
+        return -ENOMEM;
+    }
+    d->msg = *msg;
+    d->msg.len = len;
+    d->msg.payload = len > 0 ? d->data : NULL;
+    if (len > 0) {
+        memcpy(d->data, msg->payload, len);
+    }
+    d->next = NULL;
+    msg->nr_fds = 0;                /* they travel with the copy */
+    *ctx->deferred_tail = d;
+    ctx->deferred_tail = &d->next;
+    ctx->nr_deferred++;
+    ctx->deferred_bytes += len;
+    return 0;
+}
+
+/*
+ * A request that can be neither served now nor held for later is answered
+ * at once with @err (out of order: a client matches replies by id), or
+ * dropped if it asked for no reply. Either way it is logged.
+ */
+static int
+refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
+{
+    vfu_log_err(ctx, "msg%u: cannot set aside while waiting for DMA: %s",
+                msg->hdr.msg_id, strerror(err));
+    tran_msg_close_fds(msg);
+    if (tran_hdr_no_reply(&msg->hdr)) {
+        return 0;
+    }
+    return tran_send_error(ctx->out_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
+}
+
+/*
+ * Serves a client request that arrived while we wait, with a reply buffer
+ * of this depth so that the request being served below is not overwritten.
+ */
+static int
+serve_nested(vfu_ctx_t *ctx, struct tran_msg *msg)
+{
+    unsigned depth = ctx->nest_depth;
+    uint8_t *saved = ctx->reply_buf;
+    int ret;
+
+    if (ctx->quiesce_pending || ctx->nr_deferred > 0 ||
+        depth >= MAX_NEST_DEPTH) {
+        ret = set_aside(ctx, msg);
+        return ret < 0 ? refuse_now(ctx, msg, -ret) : 0;
+    }
+    if (ctx->nested_reply_mem[depth - 1] == NULL &&
+        posix_memalign(&ctx->nested_reply_mem[depth - 1], 4096,
+                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
+        ctx->nested_reply_mem[depth - 1] = NULL;
+        return refuse_now(ctx, msg, ENOMEM);
+    }
+    ctx->reply_buf = (uint8_t *)ctx->nested_reply_mem[depth - 1] +
+                     REPLY_BUF_OFFSET;
+    ret = dispatch_msg(ctx, msg);
+    ctx->reply_buf = saved;
+    return ret == -EBUSY ? 0 : ret;     /* a parked request is not a fault */
+}
+
+/*
+ * A reply: finishes whichever of our waits it answers, the innermost or
+ * one further out (the client may answer in any order); true if it did.
+ */
+static bool
+take_any_reply(vfu_ctx_t *ctx, const struct tran_msg *msg)
+{
+    for (unsigned i = 0; i < ctx->nest_depth; i++) {
+        struct dispatch_wait *w = ctx->waits[i];
+
+        if (w->done || msg->hdr.msg_id != w->id || msg->hdr.cmd != w->cmd) {
+            continue;
+        }
+        /* Ours, but without the bytes a reply needs: it failed. */
+        w->result = msg->oversized ? -EMSGSIZE :
+                    msg->malformed ? -EPROTO :
+                    w->take(ctx, w, msg);
+        w->done = true;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Takes what is buffered in @rx until @w is done (1) or more must be
+ * received (0), or -ENOTCONN. Replies finish their waits; client requests
+ * are served (or set aside) as they come; replies to nothing are dropped.
+ * @replies_here: the replies we await come on this socket; @requests_here: the
+ * client's requests do.
+ */
+static int
+take_incoming(vfu_ctx_t *ctx, struct tran_rx *rx, bool replies_here,
+              bool requests_here, const struct dispatch_wait *w)
+{
+    struct tran_msg msg;
+
+    while (!w->done && tran_rx_next(rx, &msg) == 1) {
+        if (tran_hdr_type(&msg.hdr) == VFIO_USER_F_TYPE_REPLY) {
+            tran_msg_close_fds(&msg);
+            if (!replies_here || (!take_any_reply(ctx, &msg) &&
+                                  !late_reply(ctx, &msg.hdr))) {
+                vfu_log_warn(ctx, "dropped a stray reply (msg%u, cmd %u)",
+                             msg.hdr.msg_id, msg.hdr.cmd);
+            }
+        } else if (!requests_here) {
+            /* Only our requests' replies belong on the twin socket. */
+            vfu_log_err(ctx, "unexpected message on the twin socket");
+            tran_msg_close_fds(&msg);
+        } else if (serve_nested(ctx, &msg) == -ENOTCONN) {
+            return -ENOTCONN;
+        }
+    }
+    return w->done ? 1 : 0;
+}
+
+/*
+ * Waits until @w is answered, on the twin socket when there is one,
+ * serving what the client sends on the main socket meanwhile (which may
+ * answer @w from inside a nested wait). 0 with the reply handled, or
+ * -errno.
+ */
+static int
+wait_reply(vfu_ctx_t *ctx, const struct dispatch_wait *w, int timeout_ms)
+{
+    bool twin = ctx->twin_fd >= 0;
+    int64_t deadline = vfu_now_ms() + timeout_ms;
+    struct pollfd p[2] = {
+        { .fd = ctx->conn_fd, .events = POLLIN },
+        { .fd = ctx->twin_fd, .events = POLLIN },
+    };
+    int ret;
+
+    for (;;) {
+        ret = take_incoming(ctx, &ctx->rx, !twin, true, w);
+        if (ret == 0 && twin) {
+            ret = take_incoming(ctx, &ctx->twin_rx, true, false, w);
+        }
+        if (ret != 0) {
+            return ret < 0 ? ret : w->result;
+        }
+
+        int left = (int)(deadline - vfu_now_ms());
+        if (left <= 0) {
+            vfu_log_err(ctx, "no reply to %s msg%u in %d ms",
+                        cmd_name(w->cmd), w->id, timeout_ms);
+            return -ETIMEDOUT;
+        }
+        ret = poll(p, twin ? 2 : 1, left);
+        if (ret < 0 && errno != EINTR) {
+            return -errno;
+        }
+        for (int i = 0; ret > 0 && i < 2; i++) {
+            if (p[i].revents != 0) {
+                ssize_t n = tran_rx_fill(i == 0 ? &ctx->rx : &ctx->twin_rx,
+                                         p[i].fd, ctx->exact_reads ?
+                                         TRAN_RX_ONE_MSG : 0);
+                if (n < 0 && n != -EAGAIN) {
+                    return (int)n;
+                }
+            }
+        }
+    }
+}
+
+int
+dispatch_await(vfu_ctx_t *ctx, struct dispatch_wait *w, int timeout_ms)
+{
+    /*
+     * A wait the device started outside any request (from its own loop)
+     * must not take in what comes after its reply: the device would next
+     * poll() the socket, which does not report what we hold. So it (and
+     * any wait nested in it) reads no further than one message at a time.
+     */
+    bool outermost = ctx->nest_depth == 0 && ctx->handler_depth == 0;
+    int ret;
+
+    w->done = false;
+    if (outermost) {
+        ctx->exact_reads = true;
+    }
+    ctx->waits[ctx->nest_depth++] = w;
+    ret = wait_reply(ctx, w, timeout_ms);
+    ctx->nest_depth--;
+    if (outermost) {
+        ctx->exact_reads = false;
+    }
+    if (!w->done) {
+        /* Its reply may still come: it is to be dropped, not answered. */
+        unsigned i = ctx->nr_abandoned++ % MAX_ABANDONED_DMA;
+        ctx->abandoned[i].id = w->id;
+        ctx->abandoned[i].cmd = w->cmd;
+    }
+    return ret;
+}
+
+void
+dispatch_free(vfu_ctx_t *ctx)
+{
+    for (int i = 0; i < MAX_NEST_DEPTH; i++) {
+        free(ctx->nested_reply_mem[i]);
+        ctx->nested_reply_mem[i] = NULL;
+    }
 }
 
 /*

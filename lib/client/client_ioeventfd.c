@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "client_private.h"
+#include "private.h"
 #include "fdkind.h"
 
 #define DM                  KVM_IOEVENTFD_FLAG_DATAMATCH

@@ -1,7 +1,7 @@
 /*
  * Context life cycle: creating the listening socket, realizing the device,
- * accepting and negotiating with a client (vfu_attach_ctx), dropping a
- * client, and destroying the context.
+ * accepting and negotiating with a client (vfu_attach_ctx), and destroying
+ * the context. Dropping a client is disconnect.c's.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -199,72 +199,6 @@ vfu_get_poll_fd(vfu_ctx_t *ctx)
     return ctx->conn_fd >= 0 ? ctx->conn_fd : ctx->listen_fd;
 }
 
-/* Closes the connection's fds; standard input and output stay open. */
-static void
-close_conn(vfu_ctx_t *ctx)
-{
-    if (ctx->trans != VFU_TRANS_PIPE) {
-        close(ctx->conn_fd);
-    }
-    ctx->conn_fd = -1;
-    ctx->out_fd = -1;
-}
-
-int
-ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first)
-{
-    if (ctx->conn_fd < 0) {
-        return 0;
-    }
-    if (quiesce_first && ctx->negotiated && !ctx->quiesced &&
-        !ctx->disconnecting) {
-        if (device_quiesce(ctx) == HANDLER_PENDING) {
-            ctx->disconnecting = true;  /* vfu_device_quiesced() goes on */
-            return -EBUSY;
-        }
-        /* A device that cannot quiesce is reset all the same: no client. */
-    }
-    ctx->disconnecting = false;
-    if (ctx->negotiated) {
-        (void)device_call_reset(ctx, VFU_RESET_LOST_CONN);  /* logs failure */
-    }
-    dma_remove_all(ctx);    /* unregister callbacks, then unmap */
-    /* The log was the client's: the next one starts (or not) its own. */
-    dma_log_stop(ctx);
-    if (ctx->quiesce_pending) {
-        tran_msg_close_fds(&ctx->pending_msg);
-        free(ctx->pending_data);
-        ctx->pending_data = NULL;
-        ctx->quiesce_pending = false;
-    }
-    while (ctx->deferred != NULL) {
-        struct deferred_msg *d = ctx->deferred;
-        ctx->deferred = d->next;
-        tran_msg_close_fds(&d->msg);
-        free(d);
-    }
-    ctx->deferred_tail = &ctx->deferred;
-    ctx->nr_deferred = 0;
-    ctx->deferred_bytes = 0;
-    if (ctx->twin_fd >= 0) {
-        close(ctx->twin_fd);
-        ctx->twin_fd = -1;
-        tran_rx_reset(&ctx->twin_rx);
-    }
-    ctx->quiesced = false;
-    ctx->conn_broken = false;
-    ctx->nr_abandoned = 0;
-    close_conn(ctx);
-    ctx->negotiated = false;
-    tran_rx_reset(&ctx->rx);
-    irq_reset(ctx);         /* the client's eventfds go with it */
-    if (migration_reset(ctx) < 0) {     /* the next client finds it running */
-        vfu_log_warn(ctx, "device failed to return to RUNNING");
-    }
-    vfu_log_info(ctx, "client disconnected");
-    return 0;
-}
-
 static uint16_t
 min_u16(uint16_t a, uint16_t b)
 {
@@ -460,7 +394,7 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
     }
     if (ret < 0) {
         /* This client is gone; the listener stays for the next one. */
-        close_conn(ctx);
+        ctx_close_conn(ctx);
         if (ctx->twin_fd >= 0) {
             close(ctx->twin_fd);
             ctx->twin_fd = -1;
@@ -488,7 +422,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     }
     tran_rx_fini(&ctx->rx);
     tran_rx_fini(&ctx->twin_rx);
-    dma_msg_free(ctx);
+    dispatch_free(ctx);
     dma_free(ctx);
     migration_free(ctx);
     regions_free(ctx);

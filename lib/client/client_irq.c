@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 
-#include "client_private.h"
+#include "private.h"
 
 /* --- Interrupts: IRQ info, SET_IRQS, waiting on an eventfd --- */
 

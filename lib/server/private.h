@@ -1,36 +1,48 @@
 /*
- * The server context and the interfaces between the library's modules.
- * Modules and what they own:
- *   log.c       logging
- *   tran.c      message framing on the socket (shared with the client)
- *   negotiate.c VERSION capabilities JSON (shared with the client)
- *   ctx.c       context life cycle: create, realize, attach, disconnect
- *   dispatch.c  the request loop: checks each message, calls its handler,
- *               sends the reply
- *   device.c    DEVICE_GET_INFO, DEVICE_RESET
- *   region.c    regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
- *   dma.c       the DMA map table: DMA_MAP/UNMAP, mappings of client memory,
- *               what dirty logging covers (its layout: dma_table.h)
- *   dma_index.c the table's index by address, a B+ tree (dma_index.h)
- *   dma_sgl.c   scatter/gather lists on the table
- *   dirty.c     the dirty-page log: page ranges with a bitmap each
- *   feature.c   DEVICE_FEATURE: parsing, and routing to the DMA logging
- *               (dma.c) and migration features
- *   pci.c       PCI config space: the type-0 header, BAR sizing, the
- *               per-byte register tables, the access path (emulated bytes
- *               vs the config region callback), resets and FLR, the
- *               interrupt state (INTx pin/status, MSI/MSI-X) for irq code
- *   caps.c      PCI capabilities: the list and its two chains, placement,
- *               each capability's register table and behaviour (PM, MSI,
- *               MSI-X, PCI Express with FLR, DSN, vendor-specific)
- *   irq.c       interrupts: counts, the client's eventfds, masks, pending
- *               interrupts and the INTx level; GET_IRQ_INFO, SET_IRQS,
- *               vfu_irq_trigger()
- *   migration.c live migration: the vfio v2 state machine and its paths,
- *               the migration features of DEVICE_FEATURE, MIG_DATA_READ /
- *               MIG_DATA_WRITE
- *   ioeventfd.c the device's ioeventfds, GET_REGION_IO_FDS
- * Handlers return 0 or -errno and never call back into dispatch.c.
+ * The server context and the interfaces between the library's files.
+ * The files and what they own, from the top down; each calls only files
+ * below it (and lib/common: tran.c framing, negotiate.c VERSION JSON),
+ * never one above (docs/architecture.md draws the layers,
+ * test/layout/check_graph.py checks them):
+ *   ctx.c        context life cycle: create, realize, attach, destroy
+ *   dma_msg.c    vfu_sgl_read/write by DMA_READ / DMA_WRITE messages,
+ *                built on dispatch_await()
+ *   dispatch.c   the request loop: checks each message, calls its handler,
+ *                sends the reply; requests waiting for a quiesce;
+ *                dispatch_await(), serving the client until a reply comes
+ *   disconnect.c connection teardown, inside the lost-connection reset
+ *   device.c     DEVICE_GET_INFO, DEVICE_RESET
+ *   region.c     regions: set-up, GET_REGION_INFO, REGION_READ/WRITE(_MULTI)
+ *   reset.c      the reset orchestrator: FLR and soft reset asked by a
+ *                config write, DEVICE_RESET, lost connection
+ *   pci_access.c the config space access path (emulated bytes vs the
+ *                config region callback); a write returns the reset it
+ *                asks for
+ *   feature.c    DEVICE_FEATURE: parsing, and routing to the DMA logging
+ *                (dma.c) and migration features
+ *   irq.c        interrupts: counts, the client's eventfds, masks, pending
+ *                interrupts and the INTx level; GET_IRQ_INFO, SET_IRQS,
+ *                vfu_irq_trigger(); reads MSI/MSI-X state from caps.c
+ *   dma_sgl.c    scatter/gather lists on the DMA map table
+ *   migration.c  live migration: the vfio v2 state machine and its paths,
+ *                the migration features of DEVICE_FEATURE, MIG_DATA_READ /
+ *                MIG_DATA_WRITE
+ *   dma.c        the DMA map table: DMA_MAP/UNMAP, mappings of client
+ *                memory, what dirty logging covers (its layout: dma_table.h)
+ *   pci.c        config space's header: ids, BAR sizing, INTx pin/status
+ *   caps.c       PCI capabilities: the list and its two chains, placement,
+ *                their register table entries, MSI/MSI-X enables and masks
+ *   ioeventfd.c  the device's ioeventfds, GET_REGION_IO_FDS
+ *   device_cb.c  the device's quiesce and reset callbacks, and the only
+ *                calls into them
+ *   cap_kinds.c  each kind of capability: size, registers, write behaviour
+ *                (PM, MSI, MSI-X, PCI Express with FLR, DSN, vendor)
+ *   pci_table.c  config space storage and the per-byte register table,
+ *                typed register access in pci_regs.h
+ *   dirty.c      the dirty-page log: page ranges with a bitmap each
+ *   dma_index.c  the DMA table's index by address, a B+ tree (dma_index.h)
+ *   log.c        logging through the device's function
+ * Handlers return 0 or -errno.
  */
 #ifndef VFU_PRIVATE_H
 #define VFU_PRIVATE_H
@@ -42,6 +54,7 @@
 #include "common.h"
 #include "libvfio-user.h"
 #include "negotiate.h"
+#include "pci_regs.h"
 #include "tran.h"
 
 /*
@@ -57,16 +70,22 @@
 #define MAX_ABANDONED_DMA       8
 
 /*
- * One of our DMA_READ / DMA_WRITE messages awaiting its reply. Waits nest
- * (a request served during one may start another), and the client may
- * answer them in any order, so each reply is matched against all of them.
+ * One of our requests to the client (DMA_READ / DMA_WRITE) awaiting its
+ * reply, for dispatch_await(). Waits nest (a request served during one may
+ * start another), and the client may answer them in any order, so each
+ * reply is matched (msg_id and command) against all of them.
  */
-struct dma_wait {
+struct dispatch_wait {
     uint16_t id;
     uint16_t cmd;
-    uint64_t addr;
-    void *dst;                      /* a DMA_READ's data goes here */
-    uint32_t count;
+    /*
+     * Checks the reply @msg to this request and takes its data: 0 or
+     * -errno, the wait's result. Not called for a reply too short or too
+     * long to be one (EPROTO, EMSGSIZE).
+     */
+    int (*take)(vfu_ctx_t *ctx, struct dispatch_wait *w,
+                const struct tran_msg *msg);
+    void *arg;                      /* the requester's, for @take */
     bool done;
     int result;                     /* once done: 0 or -errno */
 };
@@ -195,12 +214,12 @@ struct vfu_ctx {
     struct tran_msg pending_msg;    /* its payload copied to pending_data */
     uint8_t *pending_data;
 
-    /* Server-to-client requests (dma_msg.c). */
+    /* Server-to-client requests (dma_msg.c) and their waits (dispatch.c). */
     uint16_t next_msg_id;
     unsigned nest_depth;            /* DMA waits in progress */
     unsigned handler_depth;         /* request handlers running */
     bool exact_reads;               /* a DMA wait outside any request */
-    struct dma_wait *waits[MAX_NEST_DEPTH]; /* theirs, outermost first */
+    struct dispatch_wait *waits[MAX_NEST_DEPTH]; /* outermost first */
     void *nested_reply_mem[MAX_NEST_DEPTH];
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
     struct deferred_msg **deferred_tail;
@@ -259,16 +278,17 @@ reply_add(struct vfu_reply *reply, void *base, size_t len)
 #define vfu_log_info(ctx, ...)  vfu_log((ctx), LOG_INFO, __VA_ARGS__)
 #define vfu_log_debug(ctx, ...) vfu_log((ctx), LOG_DEBUG, __VA_ARGS__)
 
-/* ctx.c */
-/* Ends the client connection: reset(LOST_CONN), close fds, listen again. */
+/* disconnect.c */
 /*
- * The client is gone: the device quiesces (@quiesce_first: not when it is
- * already quiet, nor when the context is destroyed), then gets
- * reset(LOST_CONN), then loses its DMA regions; then the connection's
- * state goes. 0 when done, or -EBUSY when the device quiesces later and
+ * The client is gone: the lost-connection reset (reset_lost_conn(): the
+ * device quiesces, @quiesce_first: not when it is already quiet, nor when
+ * the context is destroyed), with the connection's state dropped in it.
+ * 0 when done, or -EBUSY when the device quiesces later and
  * vfu_device_quiesced() is to finish it.
  */
 int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
+/* Closes the connection's fds; standard input and output stay open. */
+void ctx_close_conn(vfu_ctx_t *ctx);
 
 /* dispatch.c */
 /*
@@ -277,14 +297,15 @@ int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
  * socket failed.
  */
 int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
-
-/* dma_msg.c */
-void dma_msg_free(vfu_ctx_t *ctx);
 /*
- * Whether @hdr is the late reply to a DMA request whose wait ended without
- * it; if so it is forgotten, and the caller drops the message.
+ * Serves the client until the reply to our request @w (sent) arrives, or
+ * @timeout_ms passes: 0 or -errno as @w->take said, -ETIMEDOUT, or
+ * -ENOTCONN. A wait that ends without its reply has the reply dropped
+ * when it comes.
  */
-bool dma_msg_late_reply(vfu_ctx_t *ctx, const struct vfio_user_header *hdr);
+int dispatch_await(vfu_ctx_t *ctx, struct dispatch_wait *w, int timeout_ms);
+/* Frees the reply buffers of nested requests. */
+void dispatch_free(vfu_ctx_t *ctx);
 
 /* dma_sgl.c */
 /* Where the memory of a scatter/gather entry is, for copying it. */
@@ -380,7 +401,7 @@ int handle_dma_unmap(vfu_ctx_t *ctx, struct tran_msg *msg,
 int handle_device_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
                           struct vfu_reply *reply);
 
-/* device.c */
+/* device_cb.c */
 /*
  * Asks the device to quiesce before a request that needs it (DMA map
  * changes, resets, migration state changes). 0 when it is quiet (or has no
@@ -390,6 +411,8 @@ int handle_device_feature(vfu_ctx_t *ctx, struct tran_msg *msg,
 int device_quiesce(vfu_ctx_t *ctx);
 /* Calls the device's reset callback (if any); 0, or -errno it failed with. */
 int device_call_reset(vfu_ctx_t *ctx, vfu_reset_type_t type);
+
+/* device.c */
 int handle_device_get_info(vfu_ctx_t *ctx, struct tran_msg *msg,
                            struct vfu_reply *reply);
 int handle_device_reset(vfu_ctx_t *ctx, struct tran_msg *msg,
@@ -405,21 +428,18 @@ int handle_region_write(vfu_ctx_t *ctx, struct tran_msg *msg,
 int handle_region_write_multi(vfu_ctx_t *ctx, struct tran_msg *msg,
                               struct vfu_reply *reply);
 void regions_free(vfu_ctx_t *ctx);
-
-/* pci.c */
-int pci_alloc(vfu_ctx_t *ctx);
-void pci_free(vfu_ctx_t *ctx);
-/* Recomputes the BAR (or ROM BAR) register for region @idx. */
-void pci_region_changed(vfu_ctx_t *ctx, int idx);
-/* Config space access of @count bytes at @offset; returns count or -errno. */
-ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
-                          uint64_t offset, bool is_write);
 /*
- * Whether a config space write would be refused by the emulation (-EPERM,
- * -EINVAL), without doing it; callback-owned bytes are not checked.
+ * A config space access as REGION_READ / REGION_WRITE make it: the access
+ * path (pci_config_access()), then the reset the write asks for, if any
+ * (reset_function()). Returns @count or -errno.
  */
-int pci_config_check_write(vfu_ctx_t *ctx, const char *buf, size_t count,
-                           uint64_t offset);
+ssize_t region_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
+                             uint64_t offset, bool is_write);
+
+/* pci_table.c */
+/* Allocates the storage and register table, all zero; 0 or -ENOMEM. */
+int pci_table_alloc(vfu_ctx_t *ctx);
+void pci_table_free(vfu_ctx_t *ctx);
 /* What a reset of config space keeps (see pci_reset_config()). */
 enum pci_reset_kind {
     PCI_RESET_DEVICE,   /* DEVICE_RESET: everything but sticky bits */
@@ -428,31 +448,36 @@ enum pci_reset_kind {
 };
 /* Returns every writable bit to its reset value, keeping what @kind keeps. */
 void pci_reset_config(vfu_ctx_t *ctx, enum pci_reset_kind kind);
-/* pci_reset_config(ctx, PCI_RESET_DEVICE), after the device's reset. */
+/* pci_reset_config(ctx, PCI_RESET_DEVICE). */
 void pci_reset(vfu_ctx_t *ctx);
+
+/* pci.c */
+/* Config space with its header (no capabilities yet); 0 or -ENOMEM. */
+int pci_alloc(vfu_ctx_t *ctx);
+/* Frees config space and its capabilities. */
+void pci_free(vfu_ctx_t *ctx);
+/* Recomputes the BAR (or ROM BAR) register for region @idx. */
+void pci_region_changed(vfu_ctx_t *ctx, int idx);
 /* INTx, for the interrupt code: pin A or none; the status bit. */
 void pci_set_intx_pin(vfu_ctx_t *ctx, bool has_intx);
 void pci_set_intx_status(vfu_ctx_t *ctx, bool asserted);
+
+/* pci_access.c */
+struct caps_pending;
 /*
- * A function-level reset (FLR, or the soft reset of a D3hot->D0 move):
- * quiesces the device, calls its reset callback with @type, then resets
- * config space as @kind says. 0, or -errno of the callback.
+ * Config space access of @count bytes at @offset; returns count or -errno.
+ * A write that asks for a reset (*@asks, zeroed first) has quiesced the
+ * device and is written; the caller hands @asks to reset_function().
  */
-int pci_function_reset(vfu_ctx_t *ctx, vfu_reset_type_t type,
-                       enum pci_reset_kind kind);
-/* MSI/MSI-X state for the interrupt code; false/0 without the capability. */
-bool pci_msi_enabled(vfu_ctx_t *ctx);
-/* Vectors the client enabled (1 << MME) while MSI is enabled, else 0. */
-unsigned pci_msi_vectors(vfu_ctx_t *ctx);
-/* Per-vector mask bit; vectors past those enabled count as masked. */
-bool pci_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector);
-bool pci_msix_enabled(vfu_ctx_t *ctx);
-bool pci_msix_masked(vfu_ctx_t *ctx);      /* the function mask */
-/* Little-endian register access into the config space arrays. */
-uint16_t pci_get16(const uint8_t *p, size_t off);
-uint32_t pci_get32(const uint8_t *p, size_t off);
-void pci_put16(uint8_t *p, size_t off, uint16_t val);
-void pci_put32(uint8_t *p, size_t off, uint32_t val);
+ssize_t pci_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
+                          uint64_t offset, bool is_write,
+                          struct caps_pending *asks);
+/*
+ * Whether a config space write would be refused by the emulation (-EPERM,
+ * -EINVAL), without doing it; callback-owned bytes are not checked.
+ */
+int pci_config_check_write(vfu_ctx_t *ctx, const char *buf, size_t count,
+                           uint64_t offset);
 
 /* irq.c */
 /* Default counts (one ERR, one REQ) and no eventfds; 0 or -ENOMEM. */
@@ -466,15 +491,11 @@ int handle_set_irqs(vfu_ctx_t *ctx, struct tran_msg *msg,
                     struct vfu_reply *reply);
 /* After a config space write: delivers what enables and masks held back. */
 void irq_config_written(vfu_ctx_t *ctx);
-/* Takes in an INTx unmask the client signalled on its unmask eventfd. */
-void irq_poll_unmask(vfu_ctx_t *ctx);
-static inline void
-irq_poll(vfu_ctx_t *ctx)
-{
-    if (ctx->irqs.intx_unmask_fd >= 0) {
-        irq_poll_unmask(ctx);
-    }
-}
+/*
+ * Takes in an INTx unmask the client signalled on its unmask eventfd;
+ * nothing without one (a hot path looks at irqs.intx_unmask_fd first).
+ */
+void irq_poll(vfu_ctx_t *ctx);
 
 /* migration.c */
 /*
@@ -504,7 +525,10 @@ int migration_leave_error(vfu_ctx_t *ctx);
 void migration_free(vfu_ctx_t *ctx);
 
 /* caps.c */
-/* Side effects a config write asks for, done once it is committed. */
+/*
+ * What a config write asks for, carried out once it is committed (by the
+ * reset orchestrator, reset_function()).
+ */
 struct caps_pending {
     bool flr;                       /* Initiate FLR was written */
     bool soft_reset;                /* D3hot -> D0 without No_Soft_Reset */
@@ -513,17 +537,48 @@ struct caps_pending {
  * Adjusts the new values @val of an emulated write of @count bytes at
  * @offset to capability behaviour (e.g. MSI's enabled vectors bounded by
  * those offered, unsupported power states discarded, Initiate FLR reading
- * 0) and records the side effects in @pending. Changes nothing else.
+ * 0) and records what the write asks for in @pending. Changes nothing else.
  */
 void caps_write_prepare(vfu_ctx_t *ctx, uint8_t *val, size_t count,
                         size_t offset, struct caps_pending *pending);
-/* Carries out @pending after the write; 0 or -errno of the reset callback. */
-int caps_write_done(vfu_ctx_t *ctx, const struct caps_pending *pending);
+/* After a soft reset: the power state stays D0, which the write asked for. */
+void caps_after_soft_reset(vfu_ctx_t *ctx);
 /* The first capability with @id in its chain, or NULL. */
 const struct vfu_cap *caps_find(vfu_ctx_t *ctx, bool ext, uint16_t id);
 /* Checks what only a complete device can be checked for (MSI-X BARs). */
 int caps_realize(vfu_ctx_t *ctx);
 void caps_free(vfu_ctx_t *ctx);
+/* MSI/MSI-X state for the interrupt code; false/0 without the capability. */
+bool caps_msi_enabled(vfu_ctx_t *ctx);
+/* Vectors the client enabled (1 << MME) while MSI is enabled, else 0. */
+unsigned caps_msi_vectors(vfu_ctx_t *ctx);
+/* Per-vector mask bit; vectors past those enabled count as masked. */
+bool caps_msi_vector_masked(vfu_ctx_t *ctx, unsigned vector);
+bool caps_msix_enabled(vfu_ctx_t *ctx);
+bool caps_msix_masked(vfu_ctx_t *ctx);     /* the function mask */
+
+/* reset.c: every reset of the device and of the library's state. */
+/*
+ * The reset a config write asked for (@asks from pci_config_access()):
+ * FLR or soft reset, the device's callback first; then interrupts held
+ * back by the write are delivered. 0, or -errno of the reset callback.
+ */
+int reset_function(vfu_ctx_t *ctx, const struct caps_pending *asks);
+/*
+ * DEVICE_RESET: quiesce (HANDLER_PENDING when later), the reset callback,
+ * config space, interrupts, the migration ERROR state. 0 or -errno.
+ */
+int reset_device(vfu_ctx_t *ctx);
+/*
+ * The client is gone: the device quiesces (@quiesce_first: not when it is
+ * already quiet, nor when the context is destroyed), then gets
+ * reset(LOST_CONN), then loses its DMA regions and dirty log; then
+ * @drop_conn drops the connection's state; then interrupts and migration
+ * return to their reset state. 0, or -EBUSY when the device quiesces later
+ * and vfu_device_quiesced() is to finish it.
+ */
+int reset_lost_conn(vfu_ctx_t *ctx, bool quiesce_first,
+                    void (*drop_conn)(vfu_ctx_t *ctx));
 
 /* ioeventfd.c */
 int handle_region_io_fds(vfu_ctx_t *ctx, struct tran_msg *msg,

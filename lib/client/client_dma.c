@@ -1,8 +1,8 @@
 /*
  * The client library's DMA side: registering memory with the server
  * (DMA_MAP / DMA_UNMAP), answering the server's DMA_READ / DMA_WRITE from
- * that memory, waiting for server requests while idle (vfu_client_serve),
- * and dirty-page logging through DEVICE_FEATURE.
+ * that memory (client_dma_request(), the handler client.c plugs into the
+ * connection layer), and dirty-page logging through DEVICE_FEATURE.
  */
 #include <errno.h>
 #include <poll.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client_private.h"
+#include "private.h"
 
 /* --- Serving the server's DMA requests --- */
 
@@ -144,7 +144,7 @@ dma_request(struct vfu_client *c, const struct tran_msg *msg,
  * with address and count, a refusal with an error reply. Takes the
  * message's fds.
  */
-void
+static void
 serve_dma(struct vfu_client *c, struct tran_msg *msg)
 {
     struct vfio_user_dma_rw rw = { 0 };
@@ -178,6 +178,17 @@ serve_dma(struct vfu_client *c, struct tran_msg *msg)
     }
     (void)tran_send(c->fd, &hdr, out, nout, NULL, 0);
     free(bounce);
+}
+
+bool
+client_dma_request(struct vfu_client *c, struct tran_msg *msg)
+{
+    if (msg->hdr.cmd != VFIO_USER_DMA_READ &&
+        msg->hdr.cmd != VFIO_USER_DMA_WRITE) {
+        return false;
+    }
+    serve_dma(c, msg);
+    return true;
 }
 
 /* --- DMA --- */
@@ -277,63 +288,6 @@ vfu_client_dma_unmap(vfu_client_t *c, uint64_t iova, uint64_t size,
         c->nr_dma--;
     }
     return 0;
-}
-
-VFU_EXPORT int
-vfu_client_serve(vfu_client_t *c, int timeout_ms)
-{
-    int64_t deadline = vfu_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    int served = 0, fault = 0;
-
-    if (c == NULL) {
-        return fail(-EINVAL);
-    }
-    for (;;) {
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        struct tran_msg msg;
-        int ret, wait;
-
-        for (;;) {
-            ret = rx_make_room(&c->rx);
-            if (ret < 0) {
-                return fail(ret);
-            }
-            if (tran_rx_next(&c->rx, &msg) != 1) {
-                break;
-            }
-            if (tran_hdr_type(&msg.hdr) == VFIO_USER_F_TYPE_COMMAND &&
-                !msg.malformed) {
-                served++;
-            }
-            ret = handle_server_msg(c, &msg);   /* replies are stray here */
-            if (ret < 0 && fault == 0) {
-                fault = ret;
-            }
-        }
-        if (fault != 0) {
-            return fail(fault);
-        }
-        if (served > 0) {
-            return served;
-        }
-        wait = timeout_ms < 0 ? -1 : (int)(deadline - vfu_now_ms());
-        if (timeout_ms >= 0 && wait < 0) {
-            wait = 0;
-        }
-        ret = poll(&p, 1, wait);
-        if (ret < 0 && errno != EINTR) {
-            return -1;
-        }
-        if (ret == 0) {
-            return 0;
-        }
-        if (ret > 0) {
-            ssize_t n = tran_rx_fill(&c->rx, c->fd, TRAN_RX_BLOCK);
-            if (n < 0) {
-                return fail((int)n);
-            }
-        }
-    }
 }
 
 /* --- Dirty page logging (DEVICE_FEATURE) --- */

@@ -2,7 +2,8 @@
  * Device regions: their set-up (vfu_setup_region), GET_REGION_INFO with the
  * sparse-mmap capability and the region's fd, and region accesses that
  * arrive as messages (REGION_READ, REGION_WRITE, REGION_WRITE_MULTI). Config
- * space accesses are handed to pci.c.
+ * space accesses go through the access path (pci_access.c), then to the
+ * reset orchestrator (reset.c) when a write asks for a reset.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,22 @@ check_access(vfu_ctx_t *ctx, uint32_t idx, uint64_t offset, uint64_t count,
     return 0;
 }
 
+ssize_t
+region_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
+                     uint64_t offset, bool is_write)
+{
+    struct caps_pending asks;
+    ssize_t ret = pci_config_access(ctx, buf, count, offset, is_write, &asks);
+
+    if (ret >= 0 && (asks.flr || asks.soft_reset)) {
+        int err = reset_function(ctx, &asks);
+        if (err < 0) {
+            return err;
+        }
+    }
+    return ret;
+}
+
 /* Performs a checked access; 0 or -errno. */
 static int
 region_access(vfu_ctx_t *ctx, uint32_t idx, char *buf, size_t count,
@@ -307,7 +324,7 @@ region_access(vfu_ctx_t *ctx, uint32_t idx, char *buf, size_t count,
         return 0;       /* nothing to move; the device is not asked */
     }
     if (idx == VFU_PCI_DEV_CFG_REGION_IDX) {
-        ret = pci_config_access(ctx, buf, count, offset, is_write);
+        ret = region_config_access(ctx, buf, count, offset, is_write);
         return ret < 0 ? (int)ret : 0;
     }
     errno = 0;

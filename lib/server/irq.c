@@ -4,9 +4,11 @@
  * (which of INTx, MSI and MSI-X is enabled, per-interrupt masks, interrupts
  * raised but not yet signalled, the INTx line level), DEVICE_GET_IRQ_INFO,
  * DEVICE_SET_IRQS with the validation rules of Linux's VFIO_DEVICE_SET_IRQS,
- * and vfu_irq_trigger(). The config space bits read here (command register,
- * MSI and MSI-X enables and masks) and written here (interrupt pin, INTx
- * status, MSI pending bits) are pci.c's registers. docs/irq.md has the model.
+ * and vfu_irq_trigger(). The config space bits read here are the command
+ * register (read from the register table) and the MSI and MSI-X enables
+ * and masks (from the capability layer, caps.c); those written here are
+ * the interrupt pin and INTx status (the header, pci.c) and MSI pending
+ * bits. docs/irq.md has the model.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -231,10 +233,10 @@ gate_open(vfu_ctx_t *ctx, uint32_t idx, uint32_t v)
                  PCI_COMMAND_INTX_DISABLE);
     case VFU_DEV_MSI_IRQ:
         return emulated_cap(ctx, PCI_CAP_ID_MSI) == NULL ||
-               !pci_msi_vector_masked(ctx, v);
+               !caps_msi_vector_masked(ctx, v);
     case VFU_DEV_MSIX_IRQ:
         return emulated_cap(ctx, PCI_CAP_ID_MSIX) == NULL ||
-               (pci_msix_enabled(ctx) && !pci_msix_masked(ctx));
+               (caps_msix_enabled(ctx) && !caps_msix_masked(ctx));
     default:
         return true;
     }
@@ -375,7 +377,7 @@ notify_state(vfu_ctx_t *ctx, uint32_t idx, uint32_t start, uint32_t count,
 }
 
 void
-irq_poll_unmask(vfu_ctx_t *ctx)
+irq_poll(vfu_ctx_t *ctx)
 {
     struct pollfd pfd = { .fd = ctx->irqs.intx_unmask_fd, .events = POLLIN };
     uint64_t n;
@@ -417,7 +419,9 @@ vfu_irq_trigger(vfu_ctx_t *ctx, uint32_t subindex)
         return -1;
     }
     irqs = &ctx->irqs;
-    irq_poll(ctx);
+    if (irqs->intx_unmask_fd >= 0) {
+        irq_poll(ctx);
+    }
     if (irqs->enabled < 0) {
         uint32_t max = 0;
         for (idx = 0; is_exclusive(idx); idx++) {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_private.h"
+#include "private.h"
 
 #define FEATURE_HDR     sizeof(struct vfio_user_device_feature)
 #define MIG_DATA_HDR    sizeof(struct vfio_user_mig_data)
