@@ -15,6 +15,9 @@
 
 #include "private.h"
 
+/* The big receive buffers every context's connection borrows from. */
+static struct tran_pool rx_pool = TRAN_POOL_INIT(SERVER_RX_BUF_SIZE);
+
 /* A socket bound to @path and listening; -errno. */
 static int
 bind_listen(const char *path, bool nonblock)
@@ -112,19 +115,13 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
         ctx->regions[i].fd = -1;
     }
     ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].flags = VFU_REGION_FLAG_RW;
-    ctx->reply_buf_size = SERVER_MAX_DATA_XFER +
-                          sizeof(struct vfio_user_region_access);
     ctx->sock_path = strdup(path != NULL ? path : "");
-    if (posix_memalign(&ctx->reply_mem, 4096,
-                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
-        ctx->reply_mem = NULL;
-    }
-    ctx->reply_buf = (uint8_t *)ctx->reply_mem + REPLY_BUF_OFFSET;
-    if (ctx->sock_path == NULL || ctx->reply_mem == NULL) {
+    if (ctx->sock_path == NULL) {
         err = ENOMEM;
         goto fail;
     }
-    if ((err = -tran_rx_init(&ctx->rx, SERVER_RX_BUF_SIZE)) != 0 ||
+    if ((err = -tran_rx_init_pooled(&ctx->rx, SERVER_RX_SMALL_SIZE,
+                                    &rx_pool)) != 0 ||
         (err = -pci_alloc(ctx)) != 0 || (err = -irq_init(ctx)) != 0) {
         goto fail;
     }
@@ -149,7 +146,6 @@ fail:
     tran_rx_fini(&ctx->rx);
     irq_free(ctx);
     pci_free(ctx);
-    free(ctx->reply_mem);
     free(ctx->sock_path);
     free(ctx);
     errno = err;
@@ -339,7 +335,8 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     if (ctx->client_caps.twin_socket) {
         /* Our DMA requests get a socket of their own: see dma_msg.c. */
         if ((ctx->twin_rx.buf == NULL &&
-             (ret = tran_rx_init(&ctx->twin_rx, SERVER_RX_BUF_SIZE)) < 0) ||
+             (ret = tran_rx_init_pooled(&ctx->twin_rx, SERVER_RX_SMALL_SIZE,
+                                        &rx_pool)) < 0) ||
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, twin) < 0) {
             ret = ret < 0 ? ret : -errno;
             goto fail;
@@ -471,6 +468,7 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
     }
     ctx->negotiated = true;
     ctx->rx.max_msg = SERVER_MAX_MSG_SIZE;
+    tran_rx_trim(&ctx->rx);     /* a big VERSION's buffer goes back */
     return 0;
 }
 
@@ -488,14 +486,12 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     }
     tran_rx_fini(&ctx->rx);
     tran_rx_fini(&ctx->twin_rx);
-    dma_msg_free(ctx);
     dma_free(ctx);
     migration_free(ctx);
     regions_free(ctx);
     ioeventfd_free(ctx);
     irq_free(ctx);
     pci_free(ctx);
-    free(ctx->reply_mem);
     free(ctx->sock_path);
     free(ctx);
 }

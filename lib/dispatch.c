@@ -91,6 +91,22 @@ check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
     return 0;
 }
 
+/*
+ * Reply buffers, lent to each request for its time: a process serving many
+ * contexts needs one per request being served at once, not one per
+ * context.
+ */
+static struct tran_pool reply_pool =
+    TRAN_POOL_INIT(REPLY_BUF_OFFSET + REPLY_BUF_SIZE);
+
+/* Gives the request's reply buffer back; the outer request's is current. */
+static void
+reply_buf_return(vfu_ctx_t *ctx, uint8_t *outer, void *mem)
+{
+    ctx->reply_buf = outer;
+    tran_pool_put(&reply_pool, mem);
+}
+
 /* Keeps a request that waits for the device to quiesce, with its fds. */
 static int
 park_pending(vfu_ctx_t *ctx, struct tran_msg *msg)
@@ -117,6 +133,8 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
 {
     struct vfu_reply reply;
     struct vfio_user_header hdr;
+    uint8_t *outer = ctx->reply_buf;    /* a request this one is nested in */
+    void *mem = NULL;
     int ret;
 
     ctx->nr_requests++;
@@ -132,7 +150,12 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         return 0;
     }
     ret = check_header(ctx, msg);
+    if (ret == 0 && (mem = tran_pool_get(&reply_pool)) == NULL) {
+        vfu_log_err(ctx, "msg%u: no memory for the reply", msg->hdr.msg_id);
+        ret = -ENOMEM;
+    }
     if (ret == 0) {
+        ctx->reply_buf = (uint8_t *)mem + REPLY_BUF_OFFSET;
         vfu_log_debug(ctx, "msg%u: %s, %u bytes%s", msg->hdr.msg_id,
                       cmd_names[msg->hdr.cmd] != NULL ?
                       cmd_names[msg->hdr.cmd] : "?", msg->hdr.msg_size,
@@ -154,6 +177,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         if (ret == 0) {
             vfu_log_debug(ctx, "msg%u: waits for the device to quiesce",
                           msg->hdr.msg_id);
+            reply_buf_return(ctx, outer, mem);
             return -EBUSY;
         }
     }
@@ -166,6 +190,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
             vfu_log_err(ctx, "msg%u: posted command %u failed: %s",
                         msg->hdr.msg_id, msg->hdr.cmd, strerror(-ret));
         }
+        reply_buf_return(ctx, outer, mem);
         return 0;
     }
 
@@ -179,6 +204,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     }
     ret = tran_send(ctx->out_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
                     reply.nr_fds);
+    reply_buf_return(ctx, outer, mem);
     if (ret < 0) {
         vfu_log_err(ctx, "msg%u: failed to send reply: %s", msg->hdr.msg_id,
                     strerror(-ret));
@@ -328,6 +354,7 @@ vfu_run_ctx(vfu_ctx_t *ctx)
             if (ret < 0 || ctx->conn_broken) {
                 break;
             }
+            tran_rx_trim(&ctx->rx);     /* idle: no big buffer kept */
             return handled;
         }
     }

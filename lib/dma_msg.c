@@ -89,31 +89,20 @@ refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
 }
 
 /*
- * Serves a client request that arrived while we wait, with a reply buffer
- * of this depth so that the request being served below is not overwritten.
+ * Serves a client request that arrived while we wait (dispatch_msg() lends
+ * it a reply buffer of its own: the request below keeps its reply).
  */
 static int
 serve_nested(vfu_ctx_t *ctx, struct tran_msg *msg)
 {
-    unsigned depth = ctx->nest_depth;
-    uint8_t *saved = ctx->reply_buf;
     int ret;
 
     if (ctx->quiesce_pending || ctx->nr_deferred > 0 ||
-        depth >= MAX_NEST_DEPTH) {
+        ctx->nest_depth >= MAX_NEST_DEPTH) {
         ret = set_aside(ctx, msg);
         return ret < 0 ? refuse_now(ctx, msg, -ret) : 0;
     }
-    if (ctx->nested_reply_mem[depth - 1] == NULL &&
-        posix_memalign(&ctx->nested_reply_mem[depth - 1], 4096,
-                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
-        ctx->nested_reply_mem[depth - 1] = NULL;
-        return refuse_now(ctx, msg, ENOMEM);
-    }
-    ctx->reply_buf = (uint8_t *)ctx->nested_reply_mem[depth - 1] +
-                     REPLY_BUF_OFFSET;
     ret = dispatch_msg(ctx, msg);
-    ctx->reply_buf = saved;
     return ret == -EBUSY ? 0 : ret;     /* a parked request is not a fault */
 }
 
@@ -310,6 +299,11 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
         ctx->abandoned[i].id = id;
         ctx->abandoned[i].cmd = cmd;
     }
+    /* A big reply's buffer goes back (one a request being served keeps). */
+    tran_rx_trim(&ctx->rx);
+    if (ctx->twin_fd >= 0) {
+        tran_rx_trim(&ctx->twin_rx);
+    }
     return ret;
 }
 
@@ -464,13 +458,4 @@ VFU_EXPORT int
                 int flags)
 {
     return sgl_access(ctx, sgl, cnt, data, flags, true);
-}
-
-void
-dma_msg_free(vfu_ctx_t *ctx)
-{
-    for (int i = 0; i < MAX_NEST_DEPTH; i++) {
-        free(ctx->nested_reply_mem[i]);
-        ctx->nested_reply_mem[i] = NULL;
-    }
 }

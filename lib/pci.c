@@ -104,24 +104,69 @@ set_header_masks(vfu_ctx_t *ctx)
     memset(ctx->pci.emul, 1, HDR_SIZE);
 }
 
-int
-pci_alloc(vfu_ctx_t *ctx)
+/*
+ * Sizes the tables: config space of @cfg_size bytes (256 for conventional
+ * PCI, 4096 for PCI Express), and the six attribute arrays covering its
+ * first @attr_size bytes (beyond, every attribute is 0: the device's bytes,
+ * nothing emulated). Extended config space gets attributes only once an
+ * extended capability is added, so a thousand devices pay for neither
+ * what they do not have nor what they do not use. What the tables held
+ * is kept, new bytes are 0. 0 or -ENOMEM (nothing changed).
+ */
+static int
+pci_resize(vfu_ctx_t *ctx, size_t cfg_size, size_t attr_size)
 {
-    uint8_t *block = calloc(NR_CFG_ARRAYS, PCI_CFG_SPACE_EXP_SIZE);
+    uint8_t *block = calloc(1, cfg_size + (NR_CFG_ARRAYS - 1) * attr_size);
+    uint8_t **arrays[NR_CFG_ARRAYS] = {
+        &ctx->pci.cfg, &ctx->pci.wmask, &ctx->pci.w1cmask, &ctx->pci.rstval,
+        &ctx->pci.sticky, &ctx->pci.flrkeep, &ctx->pci.emul,
+    };
+    uint8_t *old = ctx->pci.cfg;    /* the old block starts with cfg */
+    uint8_t *at = block;
 
     if (block == NULL) {
         return -ENOMEM;
     }
+    for (size_t i = 0; i < NR_CFG_ARRAYS; i++) {
+        size_t size = i == 0 ? cfg_size : attr_size;
+        size_t had = i == 0 ? ctx->pci.cfg_size : ctx->pci.attr_size;
+
+        if (*arrays[i] != NULL) {
+            memcpy(at, *arrays[i], had < size ? had : size);
+        }
+        *arrays[i] = at;
+        at += size;
+    }
+    free(old);
+    ctx->pci.cfg_size = cfg_size;
+    ctx->pci.attr_size = attr_size;
+    return 0;
+}
+
+int
+pci_attr_full(vfu_ctx_t *ctx)
+{
+    if (ctx->pci.attr_size == ctx->pci.cfg_size) {
+        return 0;
+    }
+    return pci_resize(ctx, ctx->pci.cfg_size, ctx->pci.cfg_size);
+}
+
+/* The emulated-or-device's attribute of byte @off. */
+static inline uint8_t
+emul_at(vfu_ctx_t *ctx, size_t off)
+{
+    return off < ctx->pci.attr_size ? ctx->pci.emul[off] : 0;
+}
+
+int
+pci_alloc(vfu_ctx_t *ctx)
+{
     memset(&ctx->pci, 0, sizeof(ctx->pci));
-    ctx->pci.cfg = block;
-    ctx->pci.wmask = block + 1 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.w1cmask = block + 2 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.rstval = block + 3 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.sticky = block + 4 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.flrkeep = block + 5 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.emul = block + 6 * PCI_CFG_SPACE_EXP_SIZE;
+    if (pci_resize(ctx, PCI_CFG_SPACE_SIZE, PCI_CFG_SPACE_SIZE) < 0) {
+        return -ENOMEM;
+    }
     ctx->pci.type = VFU_PCI_TYPE_CONVENTIONAL;
-    ctx->pci.cfg_size = PCI_CFG_SPACE_SIZE;
     set_header_masks(ctx);
     return 0;
 }
@@ -253,7 +298,8 @@ call_cfg_cb(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
 static bool
 byte_accepts_write(vfu_ctx_t *ctx, size_t off)
 {
-    return (ctx->pci.wmask[off] | ctx->pci.w1cmask[off]) != 0 ||
+    return (off < ctx->pci.attr_size &&
+            (ctx->pci.wmask[off] | ctx->pci.w1cmask[off]) != 0) ||
            (off >= PCI_BASE_ADDRESS_0 && off < PCI_BASE_ADDRESS_5 + 4) ||
            (off >= PCI_ROM_ADDRESS && off < PCI_ROM_ADDRESS + 4);
 }
@@ -264,7 +310,7 @@ owner_run(vfu_ctx_t *ctx, size_t off, size_t max)
 {
     size_t n = 1;
 
-    while (n < max && ctx->pci.emul[off + n] == ctx->pci.emul[off]) {
+    while (n < max && emul_at(ctx, off + n) == emul_at(ctx, off)) {
         n++;
     }
     return n;
@@ -279,7 +325,7 @@ config_read(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
 
     for (i = 0; i < count; i += n) {
         n = owner_run(ctx, offset + i, count - i);
-        if (ctx->pci.emul[offset + i] || cb == NULL) {
+        if (emul_at(ctx, offset + i) || cb == NULL) {
             memcpy(buf + i, ctx->pci.cfg + offset + i, n);
         } else {
             ret = call_cfg_cb(ctx, cb, buf + i, n, offset + i, false);
@@ -315,13 +361,14 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
     for (i = 0; i < count; i++) {
         size_t off = offset + i;
         uint8_t old = ctx->pci.cfg[off];
-        uint8_t wm = ctx->pci.wmask[off];
-        uint8_t cm = ctx->pci.w1cmask[off];
+        uint8_t wm, cm;
 
-        if (!ctx->pci.emul[off]) {
+        if (!emul_at(ctx, off)) {
             has_dev = true;
             continue;
         }
+        wm = ctx->pci.wmask[off];
+        cm = ctx->pci.w1cmask[off];
         val[i] = (uint8_t)(((old & ~wm) | (in[i] & wm)) & ~(in[i] & cm));
         accepts |= byte_accepts_write(ctx, off);
         differs |= in[i] != old;
@@ -354,7 +401,7 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
      */
     for (i = 0; i < count; i += n) {
         n = owner_run(ctx, offset + i, count - i);
-        if (!ctx->pci.emul[offset + i]) {
+        if (!emul_at(ctx, offset + i)) {
             ret = call_cfg_cb(ctx, cb, (char *)buf + i, n, offset + i, true);
             if (ret < 0) {
                 return ret;
@@ -362,7 +409,7 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
         }
     }
     for (i = 0; i < count; i++) {
-        if (ctx->pci.emul[offset + i]) {
+        if (emul_at(ctx, offset + i)) {
             ctx->pci.cfg[offset + i] = val[i];
         }
     }
@@ -382,8 +429,8 @@ config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
 {
     const struct vfu_region *cr = &ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX];
 
-    if (count == 0 || offset > PCI_CFG_SPACE_EXP_SIZE ||
-        count > PCI_CFG_SPACE_EXP_SIZE - offset) {
+    if (count == 0 || offset > ctx->pci.cfg_size ||
+        count > ctx->pci.cfg_size - offset) {
         return -EINVAL;
     }
     if ((cr->flags & VFU_REGION_FLAG_ALWAYS_CB) && cr->cb != NULL) {
@@ -402,7 +449,7 @@ pci_reset_config(vfu_ctx_t *ctx, enum pci_reset_kind kind)
     struct vfu_pci *p = &ctx->pci;
     size_t i;
 
-    for (i = 0; i < p->cfg_size; i++) {
+    for (i = 0; i < p->attr_size; i++) {      /* beyond: nothing writable */
         uint8_t keep = p->sticky[i];
         uint8_t bits;
 
@@ -552,10 +599,13 @@ vfu_pci_init(vfu_ctx_t *ctx, vfu_pci_type_t pci_type, int hdr_type,
         return -1;
     }
 
+    if ((pci_type == VFU_PCI_TYPE_PCI_X_2 ||
+         pci_type == VFU_PCI_TYPE_EXPRESS) &&
+        pci_resize(ctx, PCI_CFG_SPACE_EXP_SIZE, PCI_CFG_SPACE_SIZE) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
     ctx->pci.type = pci_type;
-    ctx->pci.cfg_size = (pci_type == VFU_PCI_TYPE_PCI_X_2 ||
-                         pci_type == VFU_PCI_TYPE_EXPRESS) ?
-                        PCI_CFG_SPACE_EXP_SIZE : PCI_CFG_SPACE_SIZE;
     ctx->pci.cfg[PCI_REVISION_ID] = (uint8_t)revision;
     ctx->pci.cfg[PCI_HEADER_TYPE] = (uint8_t)hdr_type;
     ctx->pci.initialized = true;

@@ -92,6 +92,15 @@ struct deferred_msg {
                                  sizeof(struct vfio_user_version) + \
                                  VFU_CAPS_MAX_JSON + 1)
 #define REPLY_BUF_OFFSET        (64 - sizeof(struct vfio_user_region_access))
+/* Reply payload room: REGION_READ data up to the transfer limit. */
+#define REPLY_BUF_SIZE          (SERVER_MAX_DATA_XFER + \
+                                 sizeof(struct vfio_user_region_access))
+/*
+ * Receive buffers: each connection has a small one for ordinary messages;
+ * a larger message borrows one of the process's big buffers (the largest
+ * request and room for the posted writes behind it) until it is served.
+ */
+#define SERVER_RX_SMALL_SIZE    2048
 #define SERVER_RX_BUF_SIZE      (SERVER_MAX_MSG_SIZE + 64 * 1024)
 
 struct vfu_region {
@@ -114,14 +123,17 @@ struct vfu_cap {
 };
 
 /*
- * The emulated config space. Each array has PCI_CFG_SPACE_EXP_SIZE bytes,
- * one entry per config space byte: together they are the register table
- * every client write goes through (see docs/pci.md).
+ * The emulated config space: cfg has cfg_size bytes, each attribute array
+ * (wmask to emul) attr_size, one entry per config space byte (one block
+ * for all): together they are the register table every client write goes
+ * through (see docs/pci.md). attr_size is 256 until an extended capability
+ * is added; past it every attribute is 0.
  */
 struct vfu_pci {
     bool initialized;
     vfu_pci_type_t type;
     size_t cfg_size;                /* 256 or 4096 */
+    size_t attr_size;               /* 256, or cfg_size */
     uint8_t *cfg;                   /* what the client reads */
     uint8_t *wmask;                 /* bits the client may write */
     uint8_t *w1cmask;               /* bits the client clears by writing 1 */
@@ -169,15 +181,15 @@ struct vfu_ctx {
     struct tran_rx rx;
 
     /*
-     * Reply payload scratch: REGION_READ data up to the transfer limit.
-     * reply_buf starts REPLY_BUF_OFFSET bytes into a page-aligned allocation
-     * (reply_mem) so read data begins 64 bytes into a page: copies whose
-     * destination sits a few bytes past the source's page offset run many
-     * times slower on some CPUs, and device memory is usually page aligned.
+     * Reply payload room of the request being served (REPLY_BUF_SIZE
+     * bytes), lent by dispatch_msg() from a process-wide pool for the time
+     * of the request; NULL between requests. It starts REPLY_BUF_OFFSET
+     * bytes into a page so read data begins 64 bytes into a page: copies
+     * whose destination sits a few bytes past the source's page offset run
+     * many times slower on some CPUs, and device memory is usually page
+     * aligned.
      */
-    void *reply_mem;
     uint8_t *reply_buf;
-    size_t reply_buf_size;
 
     vfu_log_fn_t *log_fn;
     int log_level;
@@ -201,7 +213,6 @@ struct vfu_ctx {
     unsigned handler_depth;         /* request handlers running */
     bool exact_reads;               /* a DMA wait outside any request */
     struct dma_wait *waits[MAX_NEST_DEPTH]; /* theirs, outermost first */
-    void *nested_reply_mem[MAX_NEST_DEPTH];
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
     struct deferred_msg **deferred_tail;
     size_t nr_deferred;
@@ -279,7 +290,6 @@ int ctx_disconnect(vfu_ctx_t *ctx, bool quiesce_first);
 int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
 
 /* dma_msg.c */
-void dma_msg_free(vfu_ctx_t *ctx);
 /*
  * Whether @hdr is the late reply to a DMA request whose wait ended without
  * it; if so it is forgotten, and the caller drops the message.
@@ -409,6 +419,8 @@ void regions_free(vfu_ctx_t *ctx);
 /* pci.c */
 int pci_alloc(vfu_ctx_t *ctx);
 void pci_free(vfu_ctx_t *ctx);
+/* Attribute arrays for all of config space (extended capabilities); -ENOMEM. */
+int pci_attr_full(vfu_ctx_t *ctx);
 /* Recomputes the BAR (or ROM BAR) register for region @idx. */
 void pci_region_changed(vfu_ctx_t *ctx, int idx);
 /* Config space access of @count bytes at @offset; returns count or -errno. */
