@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,58 @@
 
 /* The big receive buffers every context's connection borrows from. */
 static struct tran_pool rx_pool = TRAN_POOL_INIT(SERVER_RX_BUF_SIZE);
+
+/*
+ * One fd the process keeps in reserve while any context listens: when
+ * accept() fails for want of an fd (EMFILE, ENFILE), it is given up for a
+ * moment to accept the client and close it at once. The client learns
+ * that it was turned away instead of waiting in the backlog, and the
+ * listening socket stops being readable (a poll loop would spin on it).
+ */
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static int reserve_fd = -1;
+static unsigned reserve_users;
+
+static void
+reserve_take(void)
+{
+    pthread_mutex_lock(&reserve_lock);
+    reserve_users++;
+    if (reserve_fd < 0) {
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    pthread_mutex_unlock(&reserve_lock);
+}
+
+static void
+reserve_drop(void)
+{
+    pthread_mutex_lock(&reserve_lock);
+    if (--reserve_users == 0 && reserve_fd >= 0) {
+        close(reserve_fd);
+        reserve_fd = -1;
+    }
+    pthread_mutex_unlock(&reserve_lock);
+}
+
+/* No fd for the client waiting on @listen_fd: turn it away. */
+static void
+turn_away(int listen_fd)
+{
+    int fd;
+
+    pthread_mutex_lock(&reserve_lock);
+    if (reserve_fd >= 0) {
+        close(reserve_fd);
+        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    /* Another thread may have taken the fd meanwhile: then next time. */
+    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pthread_mutex_unlock(&reserve_lock);
+}
 
 /* A socket bound to @path and listening; -errno. */
 static int
@@ -139,6 +192,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
             ctx->listen_fd = -1;
             goto fail;
         }
+        reserve_take();
     }
     return ctx;
 
@@ -415,7 +469,13 @@ accept_client(vfu_ctx_t *ctx)
     } else {
         ctx->conn_fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (ctx->conn_fd < 0) {
-            return -errno;
+            int err = errno;
+            if (err == EMFILE || err == ENFILE) {
+                vfu_log_err(ctx, "no fd for a client (%s): turned away",
+                            strerror(err));
+                turn_away(ctx->listen_fd);
+            }
+            return -err;
         }
         ctx->out_fd = ctx->conn_fd;
     }
@@ -483,6 +543,7 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         unlink(ctx->sock_path);
+        reserve_drop();
     }
     tran_rx_fini(&ctx->rx);
     tran_rx_fini(&ctx->twin_rx);
