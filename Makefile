@@ -69,6 +69,7 @@ bench: build
 	$(BUILD)/bench/vfu-dma-bench
 	$(BUILD)/bench/vfu-bench-doorbell
 	$(BUILD)/bench/vfu-bench-nvme
+	$(BUILD)/bench/vfu-bench-scale
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

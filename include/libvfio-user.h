@@ -568,7 +568,8 @@ vfu_pci_set_class(vfu_ctx_t *vfu_ctx, uint8_t base, uint8_t sub, uint8_t pi);
 /*
  * The device's config space, for the device to read (e.g. BAR addresses,
  * the command register) and to initialise areas the library does not
- * emulate. Valid while the context exists.
+ * emulate: 256 bytes, or 4096 for PCI Express and PCI-X 2.0. Valid while
+ * the context exists, once vfu_pci_init() has set its size.
  */
 vfu_pci_config_space_t *
 vfu_pci_get_config_space(vfu_ctx_t *vfu_ctx);

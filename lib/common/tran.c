@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +18,51 @@
 #include "tran.h"
 
 #define HDR_SIZE sizeof(struct vfio_user_header)
+
+void *
+tran_pool_get(struct tran_pool *pool)
+{
+    void *buf = NULL;
+
+    pthread_mutex_lock(&pool->lock);
+    if (pool->nr_free > 0) {
+        buf = pool->free[--pool->nr_free];
+    }
+    pool->nr_out++;
+    pthread_mutex_unlock(&pool->lock);
+    if (buf != NULL) {
+        return buf;
+    }
+    /* Mapped, not malloc()ed: given back, its memory really goes. */
+    buf = mmap(NULL, pool->size, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) {
+        pthread_mutex_lock(&pool->lock);
+        pool->nr_out--;
+        pthread_mutex_unlock(&pool->lock);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return buf;
+}
+
+void
+tran_pool_put(struct tran_pool *pool, void *buf)
+{
+    if (buf == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->nr_out--;
+    if (pool->nr_free < TRAN_POOL_KEEP) {
+        pool->free[pool->nr_free++] = buf;
+        buf = NULL;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    if (buf != NULL) {
+        munmap(buf, pool->size);
+    }
+}
 
 int
 tran_rx_init(struct tran_rx *rx, size_t cap)
@@ -27,8 +73,58 @@ tran_rx_init(struct tran_rx *rx, size_t cap)
         return -ENOMEM;
     }
     rx->cap = cap;
+    rx->small_cap = cap;
     rx->max_msg = SIZE_MAX;
     return 0;
+}
+
+int
+tran_rx_init_pooled(struct tran_rx *rx, size_t small_cap,
+                    struct tran_pool *pool)
+{
+    int ret = tran_rx_init(rx, small_cap);
+
+    if (ret == 0 && pool->size > small_cap) {
+        rx->pool = pool;
+    }
+    return ret;
+}
+
+/* The largest message the buffers can hold. */
+static size_t
+rx_limit(const struct tran_rx *rx)
+{
+    return rx->pool != NULL ? rx->pool->size : rx->cap;
+}
+
+/* A new buffer: one of the pool's, or a small one of ours. */
+static uint8_t *
+buf_new(struct tran_rx *rx, bool big)
+{
+    uint8_t *buf;
+
+    if (big) {
+        return tran_pool_get(rx->pool);
+    }
+    if (rx->spare != NULL) {
+        buf = rx->spare;
+        rx->spare = NULL;
+        return buf;
+    }
+    return malloc(rx->pool != NULL ? rx->small_cap : rx->cap);
+}
+
+/* A buffer nobody needs any more; one small buffer is kept for reuse. */
+static void
+buf_drop(struct tran_rx *rx, uint8_t *buf, bool big)
+{
+    if (big) {
+        tran_pool_put(rx->pool, buf);
+    } else if (rx->pool != NULL && rx->spare == NULL) {
+        rx->spare = buf;
+    } else {
+        free(buf);
+    }
 }
 
 static void
@@ -51,7 +147,7 @@ void
 tran_rx_reset(struct tran_rx *rx)
 {
     for (size_t i = 0; i < rx->nr_retired; i++) {
-        free(rx->retired[i]);
+        buf_drop(rx, rx->retired[i], rx->retired_big[i]);
     }
     rx->nr_retired = 0;
     rx->hold = 0;
@@ -61,13 +157,18 @@ tran_rx_reset(struct tran_rx *rx)
     rx->nr_fd_sets = 0;
     rx->start = rx->end = 0;
     rx->skip = 0;
+    tran_rx_trim(rx);
 }
 
 void
 tran_rx_fini(struct tran_rx *rx)
 {
     tran_rx_reset(rx);
-    free(rx->buf);
+    if (rx->buf != NULL) {
+        buf_drop(rx, rx->buf, rx->big);
+    }
+    free(rx->spare);
+    rx->spare = NULL;
     rx->buf = NULL;
 }
 
@@ -113,18 +214,47 @@ tran_rx_release(struct tran_rx *rx)
     /* A retired buffer nobody pins any more. */
     for (size_t i = 0; i < rx->nr_retired; i++) {
         if (rx->retired[i] == buf) {
-            free(buf);
-            rx->retired[i] = rx->retired[--rx->nr_retired];
+            buf_drop(rx, buf, rx->retired_big[i]);
+            rx->nr_retired--;
+            rx->retired[i] = rx->retired[rx->nr_retired];
+            rx->retired_big[i] = rx->retired_big[rx->nr_retired];
             return;
         }
     }
 }
 
 /*
- * Makes room for the next receive by moving the unread bytes to the front.
- * In a buffer a hold pins, the bytes before them belong to messages being
- * served, so nothing moves until it is full; then the unread bytes go to a
- * new buffer and the pinned one is retired until its hold is released.
+ * Whether an elastic receiver needs a big buffer for what it holds: more
+ * than a small buffer takes, or the start of a message that size (one
+ * that will be refused as oversized is skipped: no buffer needed).
+ */
+static bool
+want_big(const struct tran_rx *rx)
+{
+    size_t avail = rx->end - rx->start;
+    struct vfio_user_header hdr;
+
+    if (rx->pool == NULL) {
+        return false;
+    }
+    if (avail > rx->small_cap) {
+        return true;
+    }
+    if (rx->skip > 0 || avail < HDR_SIZE) {
+        return false;
+    }
+    memcpy(&hdr, rx->buf + rx->start, HDR_SIZE);
+    return hdr.msg_size > rx->small_cap && hdr.msg_size <= rx->pool->size &&
+           hdr.msg_size <= rx->max_msg;
+}
+
+/*
+ * Makes room for the next receive by moving the unread bytes to the front,
+ * into a big buffer when the message they begin needs one, or back into a
+ * small one once it does not. In a buffer a hold pins, the bytes before
+ * them belong to messages being served, so nothing moves until it is full;
+ * then the unread bytes go to a new buffer and the pinned one is retired
+ * until its hold is released.
  */
 static int
 compact(struct tran_rx *rx)
@@ -132,13 +262,22 @@ compact(struct tran_rx *rx)
     size_t i = 0;
     uint8_t *dst = rx->buf;
     bool keep = pinned(rx, rx->buf);
+    bool big = rx->pool != NULL ? want_big(rx) : rx->big;
 
-    if (rx->start == 0 || (keep && rx->end < rx->cap)) {
+    if (big == rx->big &&
+        (rx->start == 0 || (keep && rx->end < rx->cap))) {
         return 0;
     }
-    if (keep) {
-        if (rx->nr_retired == TRAN_MAX_HOLDS ||
-            (dst = malloc(rx->cap)) == NULL) {
+    if (keep || big != rx->big) {
+        if (keep && rx->nr_retired == TRAN_MAX_HOLDS) {
+            return -ENOBUFS;
+        }
+        dst = buf_new(rx, big);
+        if (dst == NULL && !big && !keep) {
+            /* No small buffer: the big one will do. */
+            dst = rx->buf;
+            big = true;
+        } else if (dst == NULL) {
             return -ENOBUFS;
         }
     }
@@ -156,12 +295,36 @@ compact(struct tran_rx *rx)
         memmove(dst, rx->buf + rx->start, rx->end - rx->start);
     }
     if (dst != rx->buf) {
-        rx->retired[rx->nr_retired++] = rx->buf;
+        if (keep) {
+            rx->retired[rx->nr_retired] = rx->buf;
+            rx->retired_big[rx->nr_retired++] = rx->big;
+        } else {
+            buf_drop(rx, rx->buf, rx->big);
+        }
         rx->buf = dst;
+        rx->big = big;
+        if (rx->pool != NULL) {
+            rx->cap = big ? rx->pool->size : rx->small_cap;
+        }
     }
     rx->end -= rx->start;
     rx->start = 0;
     return 0;
+}
+
+void
+tran_rx_trim(struct tran_rx *rx)
+{
+    if (rx->pool == NULL) {
+        return;
+    }
+    if (rx->big && !pinned(rx, rx->buf) && !want_big(rx)) {
+        (void)compact(rx);      /* on failure it stays big: harmless */
+    }
+    if (!rx->big && rx->spare != NULL) {
+        free(rx->spare);
+        rx->spare = NULL;
+    }
 }
 
 /* Offset of the last message that starts in [from, to), or SIZE_MAX. */
@@ -359,11 +522,13 @@ tran_rx_direct(struct tran_rx *rx, int sock,
     ssize_t n;
 
     /* A held buffer keeps the bytes before start: it cannot take these. */
-    if (tran_rx_pending(rx) || rx->nr_fd_sets > 0 || rx->hold > 0 ||
-        total < head || total > rx->cap) {
+    if (tran_rx_pending(rx) || rx->nr_fd_sets > 0 || rx->hold > 0) {
         return 0;
     }
     compact(rx);
+    if (total < head || total > rx->cap) {
+        return 0;
+    }
     iov[0] = (struct iovec){ rx->buf, head };
     iov[1] = (struct iovec){ dst, total - head };
     n = recv_some(sock, iov, 2, 0, true, fds, &nr_fds, &ctrunc);
@@ -481,7 +646,7 @@ tran_rx_next(struct tran_rx *rx, struct tran_msg *msg)
     if (size < HDR_SIZE) {
         msg->malformed = true;
         rx->start += HDR_SIZE;
-    } else if (size > rx->cap || size > rx->max_msg) {
+    } else if (size > rx_limit(rx) || size > rx->max_msg) {
         size_t drop = avail < size ? avail : size;
         msg->oversized = true;          /* no payload: see tran.h */
         rx->start += drop;

@@ -7,6 +7,7 @@
 #ifndef VFU_TRAN_H
 #define VFU_TRAN_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,8 @@ struct tran_msg {
      * Framing faults: the message cannot be served, only answered with an
      * error. 'malformed' when msg_size is smaller than a header (the 16
      * header bytes are consumed as the message), 'oversized' when it exceeds
-     * max_msg or the receive buffer (its bytes are skipped as they arrive),
+     * max_msg or the largest receive buffer (its bytes are skipped as they
+     * arrive),
      * 'fds_lost'
      * when the kernel truncated its descriptors. A malformed or oversized
      * message has no payload: payload is NULL and len 0, whatever its
@@ -43,6 +45,26 @@ struct tran_msg {
     bool fds_lost;
 };
 
+/*
+ * A process-wide pool of big buffers of one size (page aligned), lent to
+ * whoever needs one for the time of a large message and given back after:
+ * many connections share a few, so an idle one holds none. Thread-safe.
+ * At most TRAN_POOL_KEEP free buffers are kept; more are unmapped.
+ */
+#define TRAN_POOL_KEEP          4
+struct tran_pool {
+    pthread_mutex_t lock;
+    size_t size;                /* bytes of each buffer */
+    unsigned nr_free;
+    void *free[TRAN_POOL_KEEP];
+    size_t nr_out;              /* lent and not given back (stats) */
+};
+#define TRAN_POOL_INIT(sz) { .lock = PTHREAD_MUTEX_INITIALIZER, .size = (sz) }
+
+/* A buffer of pool->size bytes, page aligned; NULL (errno ENOMEM) if none. */
+void *tran_pool_get(struct tran_pool *pool);
+void tran_pool_put(struct tran_pool *pool, void *buf);
+
 struct tran_fd_set {
     size_t off;                 /* offset of the owning message in buf */
     int fds[TRAN_MAX_FDS];
@@ -52,7 +74,17 @@ struct tran_fd_set {
 
 struct tran_rx {
     uint8_t *buf;
-    size_t cap;
+    size_t cap;                 /* of buf */
+    /*
+     * Elastic receivers (tran_rx_init_pooled()): buf is a small buffer of
+     * small_cap bytes of their own for ordinary messages, or, while a
+     * message larger than that is being received and served, one of
+     * pool's big buffers ('big'). NULL pool: one buffer of cap bytes.
+     */
+    struct tran_pool *pool;
+    size_t small_cap;
+    bool big;
+    uint8_t *spare;             /* a small buffer set aside while big */
     size_t start;               /* first unconsumed byte */
     size_t end;                 /* end of received bytes */
     uint64_t skip;              /* bytes of an oversized message still to drop */
@@ -81,10 +113,24 @@ struct tran_rx {
     unsigned hold;
     uint8_t *pins[TRAN_MAX_HOLDS];
     uint8_t *retired[TRAN_MAX_HOLDS];
+    bool retired_big[TRAN_MAX_HOLDS];
     size_t nr_retired;
 };
 
+/* A receiver with one buffer of @cap bytes for good. */
 int tran_rx_init(struct tran_rx *rx, size_t cap);
+/*
+ * An elastic receiver: a buffer of @small_cap bytes, and for a message
+ * larger than that (up to @pool's size) a buffer borrowed from @pool until
+ * the message has been served and no hold pins it.
+ */
+int tran_rx_init_pooled(struct tran_rx *rx, size_t small_cap,
+                        struct tran_pool *pool);
+/*
+ * An elastic receiver between messages gives back its big buffer when
+ * what is buffered fits the small one (also done by tran_rx_fill()).
+ */
+void tran_rx_trim(struct tran_rx *rx);
 /* Frees the buffer and closes every fd still held. */
 void tran_rx_fini(struct tran_rx *rx);
 /* Drops buffered bytes and closes held fds (new connection). */

@@ -248,6 +248,9 @@ add_cap(vfu_ctx_t *ctx, size_t pos, int flags, const uint8_t *data)
         return -EEXIST;
     }
 
+    if (ext && pci_attr_full(ctx) < 0) {
+        return -ENOMEM;
+    }
     caps = realloc(ctx->pci.caps, (ctx->pci.nr_caps + 1) * sizeof(*caps));
     if (caps == NULL) {
         return -ENOMEM;

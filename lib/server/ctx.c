@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,61 @@
 #include <unistd.h>
 
 #include "private.h"
+
+/* The big receive buffers every context's connection borrows from. */
+static struct tran_pool rx_pool = TRAN_POOL_INIT(SERVER_RX_BUF_SIZE);
+
+/*
+ * One fd the process keeps in reserve while any context listens: when
+ * accept() fails for want of an fd (EMFILE, ENFILE), it is given up for a
+ * moment to accept the client and close it at once. The client learns
+ * that it was turned away instead of waiting in the backlog, and the
+ * listening socket stops being readable (a poll loop would spin on it).
+ */
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static int reserve_fd = -1;
+static unsigned reserve_users;
+
+static void
+reserve_take(void)
+{
+    pthread_mutex_lock(&reserve_lock);
+    reserve_users++;
+    if (reserve_fd < 0) {
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    pthread_mutex_unlock(&reserve_lock);
+}
+
+static void
+reserve_drop(void)
+{
+    pthread_mutex_lock(&reserve_lock);
+    if (--reserve_users == 0 && reserve_fd >= 0) {
+        close(reserve_fd);
+        reserve_fd = -1;
+    }
+    pthread_mutex_unlock(&reserve_lock);
+}
+
+/* No fd for the client waiting on @listen_fd: turn it away. */
+static void
+turn_away(int listen_fd)
+{
+    int fd;
+
+    pthread_mutex_lock(&reserve_lock);
+    if (reserve_fd >= 0) {
+        close(reserve_fd);
+        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    /* Another thread may have taken the fd meanwhile: then next time. */
+    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pthread_mutex_unlock(&reserve_lock);
+}
 
 /* A socket bound to @path and listening; -errno. */
 static int
@@ -112,19 +168,13 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
         ctx->regions[i].fd = -1;
     }
     ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX].flags = VFU_REGION_FLAG_RW;
-    ctx->reply_buf_size = SERVER_MAX_DATA_XFER +
-                          sizeof(struct vfio_user_region_access);
     ctx->sock_path = strdup(path != NULL ? path : "");
-    if (posix_memalign(&ctx->reply_mem, 4096,
-                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
-        ctx->reply_mem = NULL;
-    }
-    ctx->reply_buf = (uint8_t *)ctx->reply_mem + REPLY_BUF_OFFSET;
-    if (ctx->sock_path == NULL || ctx->reply_mem == NULL) {
+    if (ctx->sock_path == NULL) {
         err = ENOMEM;
         goto fail;
     }
-    if ((err = -tran_rx_init(&ctx->rx, SERVER_RX_BUF_SIZE)) != 0 ||
+    if ((err = -tran_rx_init_pooled(&ctx->rx, SERVER_RX_SMALL_SIZE,
+                                    &rx_pool)) != 0 ||
         (err = -pci_alloc(ctx)) != 0 || (err = -irq_init(ctx)) != 0) {
         goto fail;
     }
@@ -142,6 +192,7 @@ vfu_create_ctx(vfu_trans_t trans, const char *path, int flags, void *pvt,
             ctx->listen_fd = -1;
             goto fail;
         }
+        reserve_take();
     }
     return ctx;
 
@@ -149,7 +200,6 @@ fail:
     tran_rx_fini(&ctx->rx);
     irq_free(ctx);
     pci_free(ctx);
-    free(ctx->reply_mem);
     free(ctx->sock_path);
     free(ctx);
     errno = err;
@@ -273,7 +323,8 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
     if (ctx->client_caps.twin_socket) {
         /* Our DMA requests get a socket of their own: see dma_msg.c. */
         if ((ctx->twin_rx.buf == NULL &&
-             (ret = tran_rx_init(&ctx->twin_rx, SERVER_RX_BUF_SIZE)) < 0) ||
+             (ret = tran_rx_init_pooled(&ctx->twin_rx, SERVER_RX_SMALL_SIZE,
+                                        &rx_pool)) < 0) ||
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, twin) < 0) {
             ret = ret < 0 ? ret : -errno;
             goto fail;
@@ -352,7 +403,13 @@ accept_client(vfu_ctx_t *ctx)
     } else {
         ctx->conn_fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (ctx->conn_fd < 0) {
-            return -errno;
+            int err = errno;
+            if (err == EMFILE || err == ENFILE) {
+                vfu_log_err(ctx, "no fd for a client (%s): turned away",
+                            strerror(err));
+                turn_away(ctx->listen_fd);
+            }
+            return -err;
         }
         ctx->out_fd = ctx->conn_fd;
     }
@@ -405,6 +462,7 @@ vfu_attach_ctx(vfu_ctx_t *ctx)
     }
     ctx->negotiated = true;
     ctx->rx.max_msg = SERVER_MAX_MSG_SIZE;
+    tran_rx_trim(&ctx->rx);     /* a big VERSION's buffer goes back */
     return 0;
 }
 
@@ -419,17 +477,16 @@ vfu_destroy_ctx(vfu_ctx_t *ctx)
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         unlink(ctx->sock_path);
+        reserve_drop();
     }
     tran_rx_fini(&ctx->rx);
     tran_rx_fini(&ctx->twin_rx);
-    dispatch_free(ctx);
     dma_free(ctx);
     migration_free(ctx);
     regions_free(ctx);
     ioeventfd_free(ctx);
     irq_free(ctx);
     pci_free(ctx);
-    free(ctx->reply_mem);
     free(ctx->sock_path);
     free(ctx);
 }

@@ -125,6 +125,22 @@ check_header(vfu_ctx_t *ctx, const struct tran_msg *msg)
     return 0;
 }
 
+/*
+ * Reply buffers, lent to each request for its time: a process serving many
+ * contexts needs one per request being served at once, not one per
+ * context.
+ */
+static struct tran_pool reply_pool =
+    TRAN_POOL_INIT(REPLY_BUF_OFFSET + REPLY_BUF_SIZE);
+
+/* Gives the request's reply buffer back; the outer request's is current. */
+static void
+reply_buf_return(vfu_ctx_t *ctx, uint8_t *outer, void *mem)
+{
+    ctx->reply_buf = outer;
+    tran_pool_put(&reply_pool, mem);
+}
+
 /* Keeps a request that waits for the device to quiesce, with its fds. */
 static int
 park_pending(vfu_ctx_t *ctx, struct tran_msg *msg)
@@ -151,6 +167,8 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
 {
     struct vfu_reply reply;
     struct vfio_user_header hdr;
+    uint8_t *outer = ctx->reply_buf;    /* a request this one is nested in */
+    void *mem = NULL;
     int ret;
 
     ctx->nr_requests++;
@@ -168,7 +186,12 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         return 0;
     }
     ret = check_header(ctx, msg);
+    if (ret == 0 && (mem = tran_pool_get(&reply_pool)) == NULL) {
+        vfu_log_err(ctx, "msg%u: no memory for the reply", msg->hdr.msg_id);
+        ret = -ENOMEM;
+    }
     if (ret == 0) {
+        ctx->reply_buf = (uint8_t *)mem + REPLY_BUF_OFFSET;
         vfu_log_debug(ctx, "msg%u: %s, %u bytes%s", msg->hdr.msg_id,
                       cmd_name(msg->hdr.cmd), msg->hdr.msg_size,
                       tran_hdr_no_reply(&msg->hdr) ? ", no reply (posted)" : "");
@@ -189,6 +212,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         if (ret == 0) {
             vfu_log_debug(ctx, "msg%u: waits for the device to quiesce",
                           msg->hdr.msg_id);
+            reply_buf_return(ctx, outer, mem);
             return -EBUSY;
         }
     }
@@ -201,6 +225,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
             vfu_log_err(ctx, "msg%u: posted command %u failed: %s",
                         msg->hdr.msg_id, msg->hdr.cmd, strerror(-ret));
         }
+        reply_buf_return(ctx, outer, mem);
         return 0;
     }
 
@@ -214,6 +239,7 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
     }
     ret = tran_send(ctx->out_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
                     reply.nr_fds);
+    reply_buf_return(ctx, outer, mem);
     if (ret < 0) {
         vfu_log_err(ctx, "msg%u: failed to send reply: %s", msg->hdr.msg_id,
                     strerror(-ret));
@@ -330,31 +356,20 @@ refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
 }
 
 /*
- * Serves a client request that arrived while we wait, with a reply buffer
- * of this depth so that the request being served below is not overwritten.
+ * Serves a client request that arrived while we wait (dispatch_msg() lends
+ * it a reply buffer of its own: the request below keeps its reply).
  */
 static int
 serve_nested(vfu_ctx_t *ctx, struct tran_msg *msg)
 {
-    unsigned depth = ctx->nest_depth;
-    uint8_t *saved = ctx->reply_buf;
     int ret;
 
     if (ctx->quiesce_pending || ctx->nr_deferred > 0 ||
-        depth >= MAX_NEST_DEPTH) {
+        ctx->nest_depth >= MAX_NEST_DEPTH) {
         ret = set_aside(ctx, msg);
         return ret < 0 ? refuse_now(ctx, msg, -ret) : 0;
     }
-    if (ctx->nested_reply_mem[depth - 1] == NULL &&
-        posix_memalign(&ctx->nested_reply_mem[depth - 1], 4096,
-                       REPLY_BUF_OFFSET + ctx->reply_buf_size) != 0) {
-        ctx->nested_reply_mem[depth - 1] = NULL;
-        return refuse_now(ctx, msg, ENOMEM);
-    }
-    ctx->reply_buf = (uint8_t *)ctx->nested_reply_mem[depth - 1] +
-                     REPLY_BUF_OFFSET;
     ret = dispatch_msg(ctx, msg);
-    ctx->reply_buf = saved;
     return ret == -EBUSY ? 0 : ret;     /* a parked request is not a fault */
 }
 
@@ -490,16 +505,12 @@ dispatch_await(vfu_ctx_t *ctx, struct dispatch_wait *w, int timeout_ms)
         ctx->abandoned[i].id = w->id;
         ctx->abandoned[i].cmd = w->cmd;
     }
-    return ret;
-}
-
-void
-dispatch_free(vfu_ctx_t *ctx)
-{
-    for (int i = 0; i < MAX_NEST_DEPTH; i++) {
-        free(ctx->nested_reply_mem[i]);
-        ctx->nested_reply_mem[i] = NULL;
+    /* A big reply's buffer goes back (one a request being served keeps). */
+    tran_rx_trim(&ctx->rx);
+    if (ctx->twin_fd >= 0) {
+        tran_rx_trim(&ctx->twin_rx);
     }
+    return ret;
 }
 
 /*
@@ -605,6 +616,7 @@ vfu_run_ctx(vfu_ctx_t *ctx)
             if (ret < 0 || ctx->conn_broken) {
                 break;
             }
+            tran_rx_trim(&ctx->rx);     /* idle: no big buffer kept */
             return handled;
         }
     }

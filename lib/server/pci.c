@@ -72,7 +72,6 @@ pci_alloc(vfu_ctx_t *ctx)
         return ret;
     }
     ctx->pci.type = VFU_PCI_TYPE_CONVENTIONAL;
-    ctx->pci.cfg_size = PCI_CFG_SPACE_SIZE;
     set_header_masks(ctx);
     return 0;
 }
@@ -207,10 +206,13 @@ vfu_pci_init(vfu_ctx_t *ctx, vfu_pci_type_t pci_type, int hdr_type,
         return -1;
     }
 
+    if ((pci_type == VFU_PCI_TYPE_PCI_X_2 ||
+         pci_type == VFU_PCI_TYPE_EXPRESS) &&
+        pci_table_resize(ctx, PCI_CFG_SPACE_EXP_SIZE, PCI_CFG_SPACE_SIZE) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
     ctx->pci.type = pci_type;
-    ctx->pci.cfg_size = (pci_type == VFU_PCI_TYPE_PCI_X_2 ||
-                         pci_type == VFU_PCI_TYPE_EXPRESS) ?
-                        PCI_CFG_SPACE_EXP_SIZE : PCI_CFG_SPACE_SIZE;
     ctx->pci.cfg[PCI_REVISION_ID] = (uint8_t)revision;
     ctx->pci.cfg[PCI_HEADER_TYPE] = (uint8_t)hdr_type;
     ctx->pci.initialized = true;

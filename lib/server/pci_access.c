@@ -41,7 +41,8 @@ call_cfg_cb(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
 static bool
 byte_accepts_write(vfu_ctx_t *ctx, size_t off)
 {
-    return (ctx->pci.wmask[off] | ctx->pci.w1cmask[off]) != 0 ||
+    return (off < ctx->pci.attr_size &&
+            (ctx->pci.wmask[off] | ctx->pci.w1cmask[off]) != 0) ||
            (off >= PCI_BASE_ADDRESS_0 && off < PCI_BASE_ADDRESS_5 + 4) ||
            (off >= PCI_ROM_ADDRESS && off < PCI_ROM_ADDRESS + 4);
 }
@@ -52,7 +53,8 @@ owner_run(vfu_ctx_t *ctx, size_t off, size_t max)
 {
     size_t n = 1;
 
-    while (n < max && ctx->pci.emul[off + n] == ctx->pci.emul[off]) {
+    while (n < max &&
+           pci_byte_emulated(ctx, off + n) == pci_byte_emulated(ctx, off)) {
         n++;
     }
     return n;
@@ -67,7 +69,7 @@ config_read(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, char *buf,
 
     for (i = 0; i < count; i += n) {
         n = owner_run(ctx, offset + i, count - i);
-        if (ctx->pci.emul[offset + i] || cb == NULL) {
+        if (pci_byte_emulated(ctx, offset + i) || cb == NULL) {
             memcpy(buf + i, ctx->pci.cfg + offset + i, n);
         } else {
             ret = call_cfg_cb(ctx, cb, buf + i, n, offset + i, false);
@@ -107,13 +109,14 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
     for (i = 0; i < count; i++) {
         size_t off = offset + i;
         uint8_t old = ctx->pci.cfg[off];
-        uint8_t wm = ctx->pci.wmask[off];
-        uint8_t cm = ctx->pci.w1cmask[off];
+        uint8_t wm, cm;
 
-        if (!ctx->pci.emul[off]) {
+        if (!pci_byte_emulated(ctx, off)) {
             has_dev = true;
             continue;
         }
+        wm = ctx->pci.wmask[off];
+        cm = ctx->pci.w1cmask[off];
         val[i] = (uint8_t)(((old & ~wm) | (in[i] & wm)) & ~(in[i] & cm));
         accepts |= byte_accepts_write(ctx, off);
         differs |= in[i] != old;
@@ -146,7 +149,7 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
      */
     for (i = 0; i < count; i += n) {
         n = owner_run(ctx, offset + i, count - i);
-        if (!ctx->pci.emul[offset + i]) {
+        if (!pci_byte_emulated(ctx, offset + i)) {
             ret = call_cfg_cb(ctx, cb, (char *)buf + i, n, offset + i, true);
             if (ret < 0) {
                 return ret;
@@ -154,7 +157,7 @@ config_write(vfu_ctx_t *ctx, vfu_region_access_cb_t *cb, const char *buf,
         }
     }
     for (i = 0; i < count; i++) {
-        if (ctx->pci.emul[offset + i]) {
+        if (pci_byte_emulated(ctx, offset + i)) {
             ctx->pci.cfg[offset + i] = val[i];
         }
     }
@@ -178,8 +181,8 @@ config_access(vfu_ctx_t *ctx, char *buf, size_t count, uint64_t offset,
 {
     const struct vfu_region *cr = &ctx->regions[VFU_PCI_DEV_CFG_REGION_IDX];
 
-    if (count == 0 || offset > PCI_CFG_SPACE_EXP_SIZE ||
-        count > PCI_CFG_SPACE_EXP_SIZE - offset) {
+    if (count == 0 || offset > ctx->pci.cfg_size ||
+        count > ctx->pci.cfg_size - offset) {
         return -EINVAL;
     }
     if ((cr->flags & VFU_REGION_FLAG_ALWAYS_CB) && cr->cb != NULL) {

@@ -15,23 +15,59 @@
 /* The per-byte arrays of struct vfu_pci, allocated as one block. */
 #define NR_CFG_ARRAYS    7
 
+/*
+ * Config space of @cfg_size bytes (256 for conventional PCI, 4096 for PCI
+ * Express) and the six attribute arrays over its first @attr_size bytes
+ * (beyond, every attribute is 0: the device's bytes, nothing emulated).
+ * Extended config space gets attributes only once an extended capability
+ * is added, so a thousand devices pay for neither what they do not have
+ * nor what they do not use. What the tables held is kept, new bytes are
+ * 0; the arrays move. 0 or -ENOMEM (nothing changed).
+ */
 int
-pci_table_alloc(vfu_ctx_t *ctx)
+pci_table_resize(vfu_ctx_t *ctx, size_t cfg_size, size_t attr_size)
 {
-    uint8_t *block = calloc(NR_CFG_ARRAYS, PCI_CFG_SPACE_EXP_SIZE);
+    uint8_t *block = calloc(1, cfg_size + (NR_CFG_ARRAYS - 1) * attr_size);
+    uint8_t **arrays[NR_CFG_ARRAYS] = {
+        &ctx->pci.cfg, &ctx->pci.wmask, &ctx->pci.w1cmask, &ctx->pci.rstval,
+        &ctx->pci.sticky, &ctx->pci.flrkeep, &ctx->pci.emul,
+    };
+    uint8_t *old = ctx->pci.cfg;    /* the old block starts with cfg */
+    uint8_t *at = block;
 
     if (block == NULL) {
         return -ENOMEM;
     }
-    memset(&ctx->pci, 0, sizeof(ctx->pci));
-    ctx->pci.cfg = block;
-    ctx->pci.wmask = block + 1 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.w1cmask = block + 2 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.rstval = block + 3 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.sticky = block + 4 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.flrkeep = block + 5 * PCI_CFG_SPACE_EXP_SIZE;
-    ctx->pci.emul = block + 6 * PCI_CFG_SPACE_EXP_SIZE;
+    for (size_t i = 0; i < NR_CFG_ARRAYS; i++) {
+        size_t size = i == 0 ? cfg_size : attr_size;
+        size_t had = i == 0 ? ctx->pci.cfg_size : ctx->pci.attr_size;
+
+        if (*arrays[i] != NULL) {
+            memcpy(at, *arrays[i], had < size ? had : size);
+        }
+        *arrays[i] = at;
+        at += size;
+    }
+    free(old);
+    ctx->pci.cfg_size = cfg_size;
+    ctx->pci.attr_size = attr_size;
     return 0;
+}
+
+int
+pci_table_alloc(vfu_ctx_t *ctx)
+{
+    memset(&ctx->pci, 0, sizeof(ctx->pci));
+    return pci_table_resize(ctx, PCI_CFG_SPACE_SIZE, PCI_CFG_SPACE_SIZE);
+}
+
+int
+pci_attr_full(vfu_ctx_t *ctx)
+{
+    if (ctx->pci.attr_size == ctx->pci.cfg_size) {
+        return 0;
+    }
+    return pci_table_resize(ctx, ctx->pci.cfg_size, ctx->pci.cfg_size);
 }
 
 void
@@ -53,7 +89,7 @@ pci_reset_config(vfu_ctx_t *ctx, enum pci_reset_kind kind)
     struct vfu_pci *p = &ctx->pci;
     size_t i;
 
-    for (i = 0; i < p->cfg_size; i++) {
+    for (i = 0; i < p->attr_size; i++) {      /* beyond: nothing writable */
         uint8_t keep = p->sticky[i];
         uint8_t bits;
 

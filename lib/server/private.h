@@ -111,6 +111,15 @@ struct deferred_msg {
                                  sizeof(struct vfio_user_version) + \
                                  VFU_CAPS_MAX_JSON + 1)
 #define REPLY_BUF_OFFSET        (64 - sizeof(struct vfio_user_region_access))
+/* Reply payload room: REGION_READ data up to the transfer limit. */
+#define REPLY_BUF_SIZE          (SERVER_MAX_DATA_XFER + \
+                                 sizeof(struct vfio_user_region_access))
+/*
+ * Receive buffers: each connection has a small one for ordinary messages;
+ * a larger message borrows one of the process's big buffers (the largest
+ * request and room for the posted writes behind it) until it is served.
+ */
+#define SERVER_RX_SMALL_SIZE    2048
 #define SERVER_RX_BUF_SIZE      (SERVER_MAX_MSG_SIZE + 64 * 1024)
 
 struct vfu_region {
@@ -133,14 +142,17 @@ struct vfu_cap {
 };
 
 /*
- * The emulated config space. Each array has PCI_CFG_SPACE_EXP_SIZE bytes,
- * one entry per config space byte: together they are the register table
- * every client write goes through (see docs/pci.md).
+ * The emulated config space: cfg has cfg_size bytes, each attribute array
+ * (wmask to emul) attr_size, one entry per config space byte (one block
+ * for all): together they are the register table every client write goes
+ * through (see docs/pci.md). attr_size is 256 until an extended capability
+ * is added; past it every attribute is 0.
  */
 struct vfu_pci {
     bool initialized;
     vfu_pci_type_t type;
     size_t cfg_size;                /* 256 or 4096 */
+    size_t attr_size;               /* 256, or cfg_size */
     uint8_t *cfg;                   /* what the client reads */
     uint8_t *wmask;                 /* bits the client may write */
     uint8_t *w1cmask;               /* bits the client clears by writing 1 */
@@ -188,15 +200,15 @@ struct vfu_ctx {
     struct tran_rx rx;
 
     /*
-     * Reply payload scratch: REGION_READ data up to the transfer limit.
-     * reply_buf starts REPLY_BUF_OFFSET bytes into a page-aligned allocation
-     * (reply_mem) so read data begins 64 bytes into a page: copies whose
-     * destination sits a few bytes past the source's page offset run many
-     * times slower on some CPUs, and device memory is usually page aligned.
+     * Reply payload room of the request being served (REPLY_BUF_SIZE
+     * bytes), lent by dispatch_msg() from a process-wide pool for the time
+     * of the request; NULL between requests. It starts REPLY_BUF_OFFSET
+     * bytes into a page so read data begins 64 bytes into a page: copies
+     * whose destination sits a few bytes past the source's page offset run
+     * many times slower on some CPUs, and device memory is usually page
+     * aligned.
      */
-    void *reply_mem;
     uint8_t *reply_buf;
-    size_t reply_buf_size;
 
     vfu_log_fn_t *log_fn;
     int log_level;
@@ -220,7 +232,6 @@ struct vfu_ctx {
     unsigned handler_depth;         /* request handlers running */
     bool exact_reads;               /* a DMA wait outside any request */
     struct dispatch_wait *waits[MAX_NEST_DEPTH]; /* outermost first */
-    void *nested_reply_mem[MAX_NEST_DEPTH];
     struct deferred_msg *deferred;  /* set aside during a DMA wait */
     struct deferred_msg **deferred_tail;
     size_t nr_deferred;
@@ -304,8 +315,6 @@ int dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg);
  * when it comes.
  */
 int dispatch_await(vfu_ctx_t *ctx, struct dispatch_wait *w, int timeout_ms);
-/* Frees the reply buffers of nested requests. */
-void dispatch_free(vfu_ctx_t *ctx);
 
 /* dma_sgl.c */
 /* Where the memory of a scatter/gather entry is, for copying it. */
@@ -437,9 +446,20 @@ ssize_t region_config_access(vfu_ctx_t *ctx, char *buf, size_t count,
                              uint64_t offset, bool is_write);
 
 /* pci_table.c */
-/* Allocates the storage and register table, all zero; 0 or -ENOMEM. */
+/* Allocates the storage and register table (256 bytes), all zero; 0 or
+ * -ENOMEM. */
 int pci_table_alloc(vfu_ctx_t *ctx);
 void pci_table_free(vfu_ctx_t *ctx);
+/* Resizes the tables, keeping their contents (the arrays move); -ENOMEM. */
+int pci_table_resize(vfu_ctx_t *ctx, size_t cfg_size, size_t attr_size);
+/* Attribute arrays for all of config space (extended capabilities); -ENOMEM. */
+int pci_attr_full(vfu_ctx_t *ctx);
+/* Whether config space byte @off is emulated (0 past the attributes). */
+static inline bool
+pci_byte_emulated(const vfu_ctx_t *ctx, size_t off)
+{
+    return off < ctx->pci.attr_size && ctx->pci.emul[off] != 0;
+}
 /* What a reset of config space keeps (see pci_reset_config()). */
 enum pci_reset_kind {
     PCI_RESET_DEVICE,   /* DEVICE_RESET: everything but sticky bits */

@@ -37,6 +37,20 @@ setup_cap(void **state, size_t cap)
 static int setup(void **state) { return setup_cap(state, 1 << 20); }
 static int setup_small(void **state) { return setup_cap(state, 256); }
 
+/* Elastic: 128 bytes of its own, big buffers of 8 KiB from a pool. */
+static struct tran_pool test_pool = TRAN_POOL_INIT(8192);
+
+static int
+setup_pooled(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->sv), 0);
+    assert_int_equal(tran_rx_init_pooled(&f->rx, 128, &test_pool), 0);
+    *state = f;
+    return 0;
+}
+
 static int
 teardown(void **state)
 {
@@ -415,6 +429,61 @@ test_direct_declines_under_hold(void **state)
     tran_rx_release(&f->rx);
 }
 
+/*
+ * An elastic receiver takes a message larger than its own buffer into one
+ * of the pool's and gives that back once the message is served and no
+ * hold pins it; small messages around it are framed as usual.
+ */
+static void
+test_pooled_big_message(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[8192 + 64];
+    struct tran_msg msg;
+    size_t len = make_msg(buf, 1, 2, 16, 0x11);
+
+    len += make_msg(buf + len, 2, 3, 5000, 0x22);
+    len += make_msg(buf + len, 3, 4, 8, 0x33);
+    write_all(f->sv[0], buf, len);
+
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 1);
+    assert_false(f->rx.big);
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 2);
+    assert_int_equal(msg.len, 5000);
+    assert_int_equal(msg.payload[0], 0x22);
+    assert_int_equal(msg.payload[4999], 0x22);
+    assert_true(f->rx.big);
+    assert_int_equal(test_pool.nr_out, 1);
+
+    /* Served under a hold: the big buffer stays while pinned. */
+    assert_int_equal(tran_rx_hold(&f->rx), 0);
+    tran_rx_trim(&f->rx);
+    assert_true(f->rx.big);
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 3);
+    assert_int_equal(msg.payload[7], 0x33);
+    tran_rx_release(&f->rx);
+    tran_rx_trim(&f->rx);
+    assert_false(f->rx.big);
+    assert_int_equal(f->rx.cap, 128);
+    assert_int_equal(test_pool.nr_out, 0);
+
+    /* A message too large for the pool's buffers is refused as oversized. */
+    len = make_msg(buf, 4, 2, 8192, 0x44);
+    write_all(f->sv[0], buf, len);
+    len = make_msg(buf, 5, 2, 4, 0x55);
+    write_all(f->sv[0], buf, len);
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 4);
+    assert_true(msg.oversized);
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 5);
+    assert_false(f->rx.big);
+    assert_int_equal(test_pool.nr_out, 0);
+}
+
 int
 main(void)
 {
@@ -431,6 +500,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_direct_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_keeps_messages, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_hold_long_run, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_pooled_big_message, setup_pooled,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_direct_declines_under_hold, setup,
                                         teardown),
     };
