@@ -7,7 +7,10 @@
  * whether it is malformed or oversized; a payload taken before a hold must
  * stay intact until that hold is released (tran_rx_hold() pins what was
  * received so far; a payload taken and not pinned is good only until the
- * next receive); every fd must be closed in the end.
+ * next receive); every fd must be closed in the end. The reader is either
+ * one buffer for good or elastic (a small buffer, and a big one borrowed
+ * from a pool for larger messages, given back by tran_rx_trim() and every
+ * receive): each big buffer must be back in the pool in the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +24,9 @@
 
 #define HDR     sizeof(struct vfio_user_header)
 #define MAX_SENT (1u << 20)
+
+/* The big buffers of an elastic reader: the largest message it takes. */
+static struct tran_pool pool = TRAN_POOL_INIT(16384);
 
 /* A payload a hold pins, to check until that hold is released. */
 struct kept {
@@ -77,6 +83,13 @@ hook_recvmsg(int fd, struct msghdr *msg, int flags)
 }
 
 static const struct fz_hooks hooks = { .recvmsg = hook_recvmsg };
+
+/* The largest message the reader can take at all. */
+static size_t
+rx_limit(void)
+{
+    return t.rx.pool != NULL ? t.rx.pool->size : t.rx.cap;
+}
 
 /* A receive may move what no hold pins: those payloads are no more. */
 static ssize_t
@@ -141,7 +154,7 @@ model_take(const struct tran_msg *msg, bool direct)
         t.model += HDR;
         return;
     }
-    if (!direct && (size > t.rx.cap || size > t.rx.max_msg)) {
+    if (!direct && (size > rx_limit() || size > t.rx.max_msg)) {
         FZ_CHECK(msg->oversized && !msg->malformed && msg->payload == NULL &&
                  msg->len == 0, "msg_size %u not oversized", size);
         t.model += size;
@@ -169,7 +182,7 @@ model_none(void)
         return;
     }
     memcpy(&hdr, t.stream + t.model, HDR);
-    FZ_CHECK(!(hdr.msg_size < HDR || hdr.msg_size > t.rx.cap ||
+    FZ_CHECK(!(hdr.msg_size < HDR || hdr.msg_size > rx_limit() ||
                hdr.msg_size > t.rx.max_msg ||
                t.model + hdr.msg_size <= have),
              "message at %zu of %u bytes received but not taken", t.model,
@@ -260,6 +273,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t caps[4] = { 64, 256, 4096, 65536 };
+    static const size_t small_caps[4] = { 64, 256, 2048, 4096 };
     static const size_t limits[4] = { SIZE_MAX, 32, 100, 4096 };
     struct fz in = { data, size };
     int sv[2], fds0 = fz_count_fds(), large0 = fz_large_in_use(), steps = 0;
@@ -271,7 +285,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     t.sock = sv[0];
     t.peer = sv[1];
     t.stream = malloc(MAX_SENT);
-    FZ_CHECK(t.stream != NULL && tran_rx_init(&t.rx, caps[cfg & 3]) == 0,
+    FZ_CHECK(t.stream != NULL &&
+             ((cfg & 0x10) ?
+              tran_rx_init_pooled(&t.rx, small_caps[cfg & 3], &pool) :
+              tran_rx_init(&t.rx, caps[cfg & 3])) == 0,
              "out of memory");
     t.rx.max_msg = limits[(cfg >> 2) & 3];
     fz_set_hooks(&hooks);
@@ -318,6 +335,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 t.nr_kept--;
             }
             tran_rx_release(&t.rx);
+            if (t.rx.pool != NULL) {
+                /* As the server does between requests: may move what no
+                 * hold pins, as a receive may. */
+                t.nr_taken = 0;
+                tran_rx_trim(&t.rx);
+            }
             break;
         case 6:
             direct(&in);
@@ -358,5 +381,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(fz_count_fds() == fds0, "fds leaked: %d open, %d before",
              fz_count_fds(), fds0);
     FZ_CHECK(fz_large_in_use() == large0, "large blocks leaked");
+    FZ_CHECK(pool.nr_out == 0, "%zu big buffers not given back", pool.nr_out);
     return 0;
 }
