@@ -243,22 +243,33 @@ void nvme_ctrl_init(struct nvme_ctrl *c);
 void nvme_ctrl_reset(struct nvme_ctrl *c, bool whole);
 ssize_t nvme_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count,
                          loff_t off, bool is_write);
-ssize_t nvme_bar4_access(vfu_ctx_t *ctx, char *buf, size_t count,
-                         loff_t off, bool is_write);
 void nvme_doorbell(struct nvme_ctrl *c, uint32_t index, uint32_t value);
 void nvme_shadow_doorbells(struct nvme_ctrl *c);
 void nvme_queue_created(struct nvme_ctrl *c, unsigned qid);
-void nvme_raise(struct nvme_ctrl *c, uint16_t vector);
-void nvme_fatal(struct nvme_ctrl *c, const char *why);
 
 /* queue.c */
 void nvme_process(struct nvme_ctrl *c);
+
+/* cq.c */
+static inline bool
+nvme_cq_full(const struct nvme_cq *cq)
+{
+    return (cq->tail + 1) % cq->size == cq->head;
+}
 void nvme_post(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid,
                uint16_t status, uint32_t dw0);
 void nvme_aen(struct nvme_ctrl *c, uint8_t type, uint8_t info, uint8_t log);
+/* A held event, once an AER is there to carry it. */
+void nvme_deliver_pending_aen(struct nvme_ctrl *c);
 void nvme_complete_aers(struct nvme_ctrl *c, uint16_t status);
 void nvme_log_error(struct nvme_ctrl *c, uint16_t sqid,
                     const struct nvme_sqe *cmd, uint16_t status, uint64_t lba);
+void nvme_fatal(struct nvme_ctrl *c, const char *why);
+
+/* irq.c */
+void nvme_raise(struct nvme_ctrl *c, uint16_t vector);
+ssize_t nvme_bar4_access(vfu_ctx_t *ctx, char *buf, size_t count,
+                         loff_t off, bool is_write);
 
 /* prp.c: a command's data, described once and then moved */
 #define NVME_MAX_SEGS   128         /* pieces of one command's data */

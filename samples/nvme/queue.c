@@ -1,9 +1,9 @@
 /*
  * Queues of vfu-nvme: fetching submission entries up to the tail the host
- * rang, running them (admin.c, io.c), posting completions with the phase
- * tag and the SQ head, holding back when a completion queue is full,
- * raising one interrupt per completion queue per pass, and the held
- * Asynchronous Event Requests and the error log that go with completions.
+ * rang, running them (admin.c, io.c), posting their completions (cq.c),
+ * holding back when a completion queue is full, raising one interrupt per
+ * completion queue per pass (irq.c), and the controller's shutdown. The
+ * top of the controller: the event loop (main.c) calls it.
  *
  * nvme_process() runs from the event loop, never from a region callback:
  * guest memory that comes by message is read while the library serves the
@@ -19,107 +19,6 @@
 
 #define FETCH_BATCH     16      /* entries read from guest memory at once */
 #define PASS_BUDGET     64      /* entries per queue per pass: fairness */
-
-static bool
-cq_full(const struct nvme_cq *cq)
-{
-    return (cq->tail + 1) % cq->size == cq->head;
-}
-
-void
-nvme_post(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t status,
-          uint32_t dw0)
-{
-    struct nvme_sq *sq = &c->sq[sqid];
-    struct nvme_cq *cq = &c->cq[sq->cqid];
-    struct nvme_cqe e = {
-        .dw0 = dw0, .sqhd = (uint16_t)sq->head, .sqid = sqid, .cid = cid,
-    };
-
-    if (!cq->live || cq_full(cq)) {
-        /* Only an AER or Abort can get here with the queue full. */
-        vfu_log(c->ctx, LOG_WARNING, "CQ %u full: completion of cid %u lost",
-                sq->cqid, cid);
-        return;
-    }
-    e.status = (uint16_t)((status << 1) | cq->phase);
-    if (nvme_guest_write_cqe(c, cq->base + (uint64_t)cq->tail * 16, &e) < 0) {
-        nvme_fatal(c, "completion queue not writable");
-        return;
-    }
-    if (++cq->tail == cq->size) {
-        cq->tail = 0;
-        cq->phase ^= 1;
-    }
-    cq->irq_due = true;
-}
-
-void
-nvme_log_error(struct nvme_ctrl *c, uint16_t sqid, const struct nvme_sqe *cmd,
-               uint16_t status, uint64_t lba)
-{
-    struct nvme_err_entry *e = &c->err_log[0];
-
-    memmove(&c->err_log[1], &c->err_log[0],
-            sizeof(c->err_log) - sizeof(c->err_log[0]));
-    memset(e, 0, sizeof(*e));
-    e->count = ++c->err_count;
-    e->sqid = sqid;
-    e->cid = cmd->cid;
-    e->status = (uint16_t)(status << 1);
-    e->param = 0xffff;          /* no parameter singled out */
-    e->lba = lba;
-    e->nsid = cmd->nsid;
-}
-
-/* The oldest held AER's command ID, taken off the list. */
-static uint16_t
-pop_aer(struct nvme_ctrl *c)
-{
-    uint16_t cid = c->aer_cids[0];
-    memmove(&c->aer_cids[0], &c->aer_cids[1],
-            --c->nr_aers * sizeof(c->aer_cids[0]));
-    return cid;
-}
-
-void
-nvme_complete_aers(struct nvme_ctrl *c, uint16_t status)
-{
-    while (c->nr_aers > 0) {
-        nvme_post(c, 0, pop_aer(c), status, 0);
-    }
-}
-
-/*
- * An asynchronous event: completes a held AER with it, or waits for the
- * next AER. Events of the same type then stay masked until the host reads
- * the log page named (NVMe 1.4 5.2).
- */
-void
-nvme_aen(struct nvme_ctrl *c, uint8_t type, uint8_t info, uint8_t log)
-{
-    uint32_t dw0 = type | (uint32_t)info << 8 | (uint32_t)log << 16;
-
-    if (c->aen_masked || c->aen_pending != 0) {
-        return;
-    }
-    if (c->nr_aers == 0) {
-        c->aen_pending = dw0;
-        return;
-    }
-    nvme_post(c, 0, pop_aer(c), NVME_SC_SUCCESS, dw0);
-    c->aen_masked = true;
-}
-
-static void
-deliver_pending_aen(struct nvme_ctrl *c)
-{
-    if (c->aen_pending != 0 && c->nr_aers > 0) {
-        nvme_post(c, 0, pop_aer(c), NVME_SC_SUCCESS, c->aen_pending);
-        c->aen_pending = 0;
-        c->aen_masked = true;
-    }
-}
 
 /* Runs one command and posts its completion; false if a reset intervened. */
 static bool
@@ -161,7 +60,7 @@ serve_sq(struct nvme_ctrl *c, uint16_t qid)
                                          : sq->size - sq->head;
         uint64_t gen = c->gen;
 
-        if (!cq->live || cq_full(cq)) {
+        if (!cq->live || nvme_cq_full(cq)) {
             return false;   /* the CQ head doorbell brings us back */
         }
         n = n < FETCH_BATCH ? n : FETCH_BATCH;
@@ -174,7 +73,7 @@ serve_sq(struct nvme_ctrl *c, uint16_t qid)
             return false;
         }
         for (uint32_t i = 0; i < n; i++) {
-            if (gen != c->gen || !sq->live || cq_full(&c->cq[sq->cqid])) {
+            if (gen != c->gen || !sq->live || nvme_cq_full(&c->cq[sq->cqid])) {
                 return false;
             }
             sq->head = (sq->head + 1) % sq->size;
@@ -239,7 +138,7 @@ nvme_process(struct nvme_ctrl *c)
                 more = true;
             }
         }
-        deliver_pending_aen(c);
+        nvme_deliver_pending_aen(c);
         raise_due(c);
         if (more) {
             c->work = true;

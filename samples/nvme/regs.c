@@ -1,9 +1,8 @@
 /*
  * Registers of vfu-nvme: BAR0's controller registers (CAP, VS, INTMS/INTMC,
  * CC, CSTS, AQA, ASQ, ACQ) and doorbells, the controller's enable, disable
- * and shutdown, its resets (CC.EN = 0, and the whole function on FLR,
- * DEVICE_RESET or a lost client), BAR4's MSI-X table and pending bits, and
- * raising a queue's interrupt. Register writes only change state and ask
+ * and shutdown, and its resets (CC.EN = 0, and the whole function on FLR,
+ * DEVICE_RESET or a lost client). Register writes only change state and ask
  * the event loop for a pass (nvme_process()); they never touch guest
  * memory, so they are safe to run in the middle of a command.
  */
@@ -89,15 +88,6 @@ nvme_ctrl_reset(struct nvme_ctrl *c, bool whole)
                 PCI_MSIX_ENTRY_CTRL_MASKBIT;
         }
     }
-}
-
-void
-nvme_fatal(struct nvme_ctrl *c, const char *why)
-{
-    if (!(c->csts & NVME_CSTS_CFS)) {
-        vfu_log(c->ctx, LOG_ERR, "controller fatal status: %s", why);
-    }
-    c->csts |= NVME_CSTS_CFS;
 }
 
 /* CC.EN 0 -> 1: checks the settings and brings the admin queues up. */
@@ -286,75 +276,3 @@ nvme_bar0_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t off,
     return (ssize_t)count;
 }
 
-static bool
-pba_test_clear(struct nvme_ctrl *c, unsigned v)
-{
-    uint8_t *p = &c->msix[NVME_PBA_OFFSET + v / 8];
-    bool set = *p & (1u << (v % 8));
-    *p &= (uint8_t)~(1u << (v % 8));
-    return set;
-}
-
-/*
- * Raises @vector: an MSI-X vector, or INTx when MSI-X is off. A vector
- * masked in our table (by a client that programs it; QEMU keeps the table
- * to itself) is held in the PBA until unmasked.
- */
-void
-nvme_raise(struct nvme_ctrl *c, uint16_t vector)
-{
-    vfu_pci_config_space_t *cfg = vfu_pci_get_config_space(c->ctx);
-    uint16_t msgctl;
-
-    memcpy(&msgctl, cfg->raw + c->msix_cap + PCI_MSIX_FLAGS, 2);
-    if (msgctl & PCI_MSIX_FLAGS_ENABLE) {
-        uint8_t *e = &c->msix[(size_t)vector * PCI_MSIX_ENTRY_SIZE];
-        uint64_t addr;
-
-        if (vector >= NVME_NR_VECTORS) {
-            return;
-        }
-        memcpy(&addr, e + PCI_MSIX_ENTRY_LOWER_ADDR, 8);
-        if (addr != 0 &&
-            (get32(e + PCI_MSIX_ENTRY_VECTOR_CTRL) & PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
-            c->msix[NVME_PBA_OFFSET + vector / 8] |= (uint8_t)(1u << (vector % 8));
-            return;
-        }
-    } else {
-        if (c->intms & 1) {
-            c->intx_held = true;        /* INTMC raises it */
-            return;
-        }
-        vector = 0;
-    }
-    /* ENOENT: no eventfd for it; EINVAL: no interrupt type enabled. */
-    if (vfu_irq_trigger(c->ctx, vector) < 0 && errno != ENOENT &&
-        errno != EINVAL) {
-        vfu_log(c->ctx, LOG_ERR, "interrupt %u: %m", vector);
-    }
-}
-
-ssize_t
-nvme_bar4_access(vfu_ctx_t *ctx, char *buf, size_t count, loff_t off,
-                 bool is_write)
-{
-    struct nvme_ctrl *c = vfu_get_private(ctx);
-
-    if (!is_write) {
-        memcpy(buf, c->msix + off, count);
-        return (ssize_t)count;
-    }
-    if ((size_t)off + count > NVME_NR_VECTORS * PCI_MSIX_ENTRY_SIZE) {
-        return (ssize_t)count;          /* past the table; the PBA is RO */
-    }
-    memcpy(c->msix + off, buf, count);
-    for (unsigned v = (unsigned)off / PCI_MSIX_ENTRY_SIZE;
-         v <= (unsigned)(off + count - 1) / PCI_MSIX_ENTRY_SIZE; v++) {
-        uint8_t *e = &c->msix[v * PCI_MSIX_ENTRY_SIZE];
-        if (!(get32(e + PCI_MSIX_ENTRY_VECTOR_CTRL) &
-              PCI_MSIX_ENTRY_CTRL_MASKBIT) && pba_test_clear(c, v)) {
-            nvme_raise(c, (uint16_t)v);     /* unmasked: deliver the held one */
-        }
-    }
-    return (ssize_t)count;
-}
