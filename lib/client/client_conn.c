@@ -167,7 +167,8 @@ handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
     }
     if (tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_COMMAND &&
         !tran_hdr_no_reply(&msg->hdr)) {
-        (void)tran_send_error(c->fd, &msg->hdr, EOPNOTSUPP);
+        (void)tran_send_error(c->fd, client_send_deadline(c), &msg->hdr,
+                              EOPNOTSUPP);
     }
     return -EPROTO;
 }
@@ -249,7 +250,7 @@ wait_reply(struct vfu_client *c, uint16_t id, uint16_t cmd,
 static void
 start_deadline(struct vfu_client *c)
 {
-    c->deadline = c->timeout_ms < 0 ? 0 : vfu_now_ms() + c->timeout_ms;
+    c->deadline = client_send_deadline(c);
     c->rx.deadline = c->deadline;
 }
 
@@ -266,11 +267,11 @@ send_cmd(struct vfu_client *c, uint16_t cmd, bool no_reply,
     (void)forget_abandoned(c, *id);     /* a reply with this id is ours now */
     start_deadline(c);
     tran_hdr_init(&hdr, *id, cmd, VFIO_USER_F_TYPE_COMMAND, no_reply);
-    ret = tran_send(c->fd, &hdr, iov, iovcnt, fds, nr_fds);
+    ret = tran_send(c->fd, c->deadline, &hdr, iov, iovcnt, fds, nr_fds);
     if (ret == 0) {
         c->requests++;
     }
-    return ret == -EAGAIN ? -ETIMEDOUT : ret;   /* SO_SNDTIMEO */
+    return ret;
 }
 
 /* Sends a command and waits for its reply (see wait_reply()). */
@@ -411,9 +412,9 @@ vfu_client_send(vfu_client_t *c, uint16_t cmd, uint32_t flags,
                   (flags & VFIO_USER_F_NO_REPLY) != 0);
     /* Every bit as given, reserved ones included: tests send odd flags. */
     memcpy(&hdr.flags, &flags, sizeof(flags));
-    ret = tran_send(c->fd, &hdr, &iov, 1, fds, nr_fds);
+    ret = tran_send(c->fd, c->deadline, &hdr, &iov, 1, fds, nr_fds);
     if (ret < 0) {
-        return fail(ret == -EAGAIN ? -ETIMEDOUT : ret);
+        return fail(ret);
     }
     c->requests++;
     if (msg_id != NULL) {

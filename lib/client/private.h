@@ -176,8 +176,17 @@ int do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
 int typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
                   const struct iovec *iov, size_t iovcnt, size_t min,
                   size_t max, struct tran_msg *reply);
-/* Applies the timeout to the socket: SO_RCVTIMEO ticks, SO_SNDTIMEO. */
+/*
+ * Applies the timeout to the socket: SO_RCVTIMEO ticks, SO_SNDTIMEO (each
+ * send also carries the deadline, see tran_send()).
+ */
 int client_apply_timeouts(struct vfu_client *c);
+/* When a send started now must be done (0: never gives up). */
+static inline int64_t
+client_send_deadline(const struct vfu_client *c)
+{
+    return c->timeout_ms < 0 ? 0 : vfu_now_ms() + c->timeout_ms;
+}
 /* What the server announced (before negotiation: the spec's defaults). */
 void client_set_info(struct vfu_client *c, uint16_t major, uint16_t minor,
                      const struct vfu_caps *caps);

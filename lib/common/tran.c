@@ -688,21 +688,24 @@ tran_hdr_init(struct vfio_user_header *hdr, uint16_t msg_id, uint16_t cmd,
 }
 
 int
-tran_send_error(int sock, const struct vfio_user_header *req, int err)
+tran_send_error(int sock, int64_t deadline,
+                const struct vfio_user_header *req, int err)
 {
     struct vfio_user_header hdr;
 
     tran_hdr_init(&hdr, req->msg_id, req->cmd, VFIO_USER_F_TYPE_REPLY, false);
     hdr.flags |= VFIO_USER_F_ERROR;
     hdr.error_no = (uint32_t)err;
-    return tran_send(sock, &hdr, NULL, 0, NULL, 0);
+    return tran_send(sock, deadline, &hdr, NULL, 0, NULL, 0);
 }
+
 
 #define TRAN_MAX_IOV 8
 
 int
-tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
-          size_t iovcnt, const int *fds, size_t nr_fds)
+tran_send(int sock, int64_t deadline, struct vfio_user_header *hdr,
+          const struct iovec *iov, size_t iovcnt, const int *fds,
+          size_t nr_fds)
 {
     union {
         char buf[CMSG_SPACE(TRAN_MAX_FDS * sizeof(int))];
@@ -755,11 +758,20 @@ tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
         }
         if (n < 0) {
             if (errno == EINTR) {
-                continue;
+                if (deadline == 0 || vfu_now_ms() < deadline) {
+                    continue;
+                }
+                return -ETIMEDOUT;
+            }
+            if (errno == EAGAIN && deadline != 0) {
+                return -ETIMEDOUT;      /* SO_SNDTIMEO ran out */
             }
             return (errno == EPIPE || errno == ECONNRESET) ? -ENOTCONN : -errno;
         }
         total -= (size_t)n;
+        if (total > 0 && deadline != 0 && vfu_now_ms() >= deadline) {
+            return -ETIMEDOUT;          /* a peer taking it bit by bit */
+        }
         /* Partial send: skip what went out; fds went with the first part. */
         mh.msg_control = NULL;
         mh.msg_controllen = 0;

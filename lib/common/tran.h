@@ -218,14 +218,20 @@ tran_hdr_error(const struct vfio_user_header *hdr)
 
 /*
  * Sends a header and payload as one message with one sendmsg() (more only if
- * the kernel accepts part of it). @hdr->msg_size is set here. Returns 0 or
- * -errno.
+ * the kernel accepts part of it). @hdr->msg_size is set here. A send into
+ * a full socket blocks, each sendmsg() at most the socket's SO_SNDTIMEO;
+ * with a @deadline (vfu_now_ms() time; 0: none) the send ends with
+ * -ETIMEDOUT when SO_SNDTIMEO runs out or the deadline has passed with
+ * part of the message still to go: the stream is then unusable. Returns 0
+ * or -errno.
  */
-int tran_send(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
-              size_t iovcnt, const int *fds, size_t nr_fds);
+int tran_send(int sock, int64_t deadline, struct vfio_user_header *hdr,
+              const struct iovec *iov, size_t iovcnt, const int *fds,
+              size_t nr_fds);
 
 /* Answers request @req with an error reply carrying @err; 0 or -errno. */
-int tran_send_error(int sock, const struct vfio_user_header *req, int err);
+int tran_send_error(int sock, int64_t deadline,
+                    const struct vfio_user_header *req, int err);
 
 /* Fills a command or reply header. */
 void tran_hdr_init(struct vfio_user_header *hdr, uint16_t msg_id, uint16_t cmd,

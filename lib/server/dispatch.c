@@ -237,8 +237,8 @@ dispatch_msg(vfu_ctx_t *ctx, struct tran_msg *msg)
         reply.iovcnt = 0;
         reply.nr_fds = 0;
     }
-    ret = tran_send(ctx->out_fd, &hdr, reply.iov, reply.iovcnt, reply.fds,
-                    reply.nr_fds);
+    ret = tran_send(ctx->out_fd, server_send_deadline(), &hdr, reply.iov,
+                    reply.iovcnt, reply.fds, reply.nr_fds);
     reply_buf_return(ctx, outer, mem);
     if (ret < 0) {
         vfu_log_err(ctx, "msg%u: failed to send reply: %s", msg->hdr.msg_id,
@@ -274,7 +274,8 @@ vfu_device_quiesced(vfu_ctx_t *ctx, int quiesce_errno)
                     msg.hdr.msg_id, strerror(quiesce_errno));
         tran_msg_close_fds(&msg);
         ret = tran_hdr_no_reply(&msg.hdr) ? 0 :
-              tran_send_error(ctx->out_fd, &msg.hdr, quiesce_errno);
+              tran_send_error(ctx->out_fd, server_send_deadline(), &msg.hdr,
+                              quiesce_errno);
     }
     free(ctx->pending_data);
     ctx->pending_data = NULL;
@@ -352,7 +353,8 @@ refuse_now(vfu_ctx_t *ctx, struct tran_msg *msg, int err)
     if (tran_hdr_no_reply(&msg->hdr)) {
         return 0;
     }
-    return tran_send_error(ctx->out_fd, &msg->hdr, err) < 0 ? -ENOTCONN : 0;
+    return tran_send_error(ctx->out_fd, server_send_deadline(), &msg->hdr,
+                           err) < 0 ? -ENOTCONN : 0;
 }
 
 /*

@@ -16,7 +16,6 @@
 #include "private.h"
 
 /* How long we wait for the client to answer one DMA message. */
-#define DMA_REPLY_TIMEOUT_MS 20000
 
 /*
  * Most bytes one DMA_READ asks for. QEMU (11.1) sends each message with one
@@ -108,14 +107,15 @@ dma_msg_chunk(vfu_ctx_t *ctx, uint64_t addr, void *buf, uint32_t count,
     iov[0] = (struct iovec){ &rw, sizeof(rw) };
     iov[1] = (struct iovec){ is_write ? buf : NULL, is_write ? count : 0 };
     tran_hdr_init(&hdr, id, cmd, VFIO_USER_F_TYPE_COMMAND, false);
-    ret = tran_send(sock, &hdr, iov, 2, NULL, 0);
+    ret = tran_send(sock, server_send_deadline(), &hdr, iov, 2, NULL, 0);
     if (ret < 0) {
-        return ret;
+        /* Part of it may have gone: the stream is of no use any more. */
+        return -ENOTCONN;
     }
     struct dma_rw_wait dw = { .addr = addr, .dst = buf, .count = count };
     struct dispatch_wait w = { .id = id, .cmd = cmd, .take = take_dma_reply,
                                .arg = &dw };
-    return dispatch_await(ctx, &w, DMA_REPLY_TIMEOUT_MS);
+    return dispatch_await(ctx, &w, SERVER_PEER_TIMEOUT_MS);
 }
 
 /*

@@ -102,6 +102,19 @@ struct deferred_msg {
 #define SERVER_MAX_MSG_FDS      TRAN_MAX_FDS
 #define SERVER_MAX_DMA_MAPS     65535   /* max_dma_maps */
 #define SERVER_DMA_PGSIZE       4096    /* pgsizes: DMA_MAP alignment */
+/*
+ * How long the client has to answer our DMA request, and to make room for
+ * what we send it (a reply, a DMA request): a client that stops reading
+ * is disconnected then instead of holding the thread, and every other
+ * device that thread serves, for good.
+ */
+#define SERVER_PEER_TIMEOUT_MS  20000
+static inline int64_t
+server_send_deadline(void)
+{
+    return vfu_now_ms() + SERVER_PEER_TIMEOUT_MS;
+}
+
 /* Largest request: REGION_WRITE of SERVER_MAX_DATA_XFER bytes. */
 #define SERVER_MAX_MSG_SIZE     (sizeof(struct vfio_user_header) + \
                                  sizeof(struct vfio_user_region_access) + \

@@ -3,7 +3,8 @@
  * context costs in memory after traffic, that nothing stays behind over
  * many client sessions, and that a limit met by one client (no fd for
  * accept(), no address space for a DMA mapping) is an error for that
- * client while the others are served.
+ * client while the others are served, and that a client that stops
+ * reading holds the loop only until the server gives up on it.
  *
  * The server side runs here: non-blocking contexts served by one epoll
  * loop over vfu_get_poll_fd(), as a process with many devices does. The
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -636,6 +638,58 @@ limit_clients(const char *dir, size_t nr)
     vfu_client_close(b);
 }
 
+/* test_stalled_client: a stops reading, b is served once a is let go. */
+static void
+stall_clients(const char *dir, size_t nr)
+{
+    struct vfio_user_region_access ra = {
+        .offset = 0, .region = VFU_PCI_DEV_BAR0_REGION_IDX, .count = BAR0_SZ,
+    };
+    vfu_client_t *a, *b;
+    struct pollfd p;
+    uint8_t buf[65536];
+    size_t got = 0;
+    uint16_t id;
+    uint32_t v;
+    ssize_t n;
+
+    (void)nr;
+    a = connect_to(dir, 0);
+    b = connect_to(dir, 1);
+    check(vfu_client_set_timeout(b, 120000) == 0, "set timeout");
+    /* A 1 MiB read whose reply a never takes: the send cannot finish. */
+    check(vfu_client_send(a, VFIO_USER_REGION_READ, VFIO_USER_F_TYPE_COMMAND,
+                          &ra, sizeof(ra), NULL, 0, &id) == 0, "send");
+    p = (struct pollfd){ .fd = vfu_client_fd(a), .events = POLLIN };
+    check(poll(&p, 1, 30000) == 1, "the reply begins");
+    /* The loop is inside a's send now: b waits until a is let go. */
+    check(vfu_client_region_read(b, VFU_PCI_DEV_BAR0_REGION_IDX, 0, &v, 4) == 0,
+          "the other client served");
+    /* a got part of its reply, then the end of the stream. */
+    while ((n = read(vfu_client_fd(a), buf, sizeof(buf))) > 0) {
+        got += (size_t)n;
+    }
+    check(n == 0 && got > 0 && got < BAR0_SZ, "a cut reply, then EOF");
+    tell('a');
+    hear();
+    vfu_client_close(a);
+    vfu_client_close(b);
+}
+
+static void
+test_stalled_client(void **state)
+{
+    (void)state;
+    add_ctx(&srv, VFU_PCI_TYPE_CONVENTIONAL, false);
+    add_ctx(&srv, VFU_PCI_TYPE_CONVENTIONAL, false);
+    start_child(&srv, stall_clients, 0);
+    assert_int_equal(serve(&srv, false, 0), 'a');
+    assert_false(srv.attached[0]);          /* let go */
+    assert_true(srv.attached[1]);
+    answer(&srv, 'q');
+    finish_child(&srv);
+}
+
 static void
 test_limits(void **state)
 {
@@ -691,6 +745,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_memory_conventional, setup,
                                         teardown),

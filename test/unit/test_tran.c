@@ -161,7 +161,7 @@ send_with_fd(int sock, const void *buf, size_t len, int fd)
     struct iovec iov = { (void *)((const uint8_t *)buf + sizeof(hdr)),
                          len - sizeof(hdr) };
     memcpy(&hdr, buf, sizeof(hdr));
-    assert_int_equal(tran_send(sock, &hdr, &iov, 1, &fd, 1), 0);
+    assert_int_equal(tran_send(sock, 0, &hdr, &iov, 1, &fd, 1), 0);
 }
 
 static void
@@ -264,7 +264,7 @@ test_send_sets_size(void **state)
     struct tran_msg msg;
 
     tran_hdr_init(&hdr, 42, 9, VFIO_USER_F_TYPE_REPLY, false);
-    assert_int_equal(tran_send(f->sv[0], &hdr, iov, 2, NULL, 0), 0);
+    assert_int_equal(tran_send(f->sv[0], 0, &hdr, iov, 2, NULL, 0), 0);
     next_msg(f, &msg);
     assert_int_equal(msg.hdr.msg_size, 16 + 12);
     assert_int_equal((msg.hdr.flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_REPLY);
