@@ -12,8 +12,8 @@
 
 #include "private.h"
 
-/* The per-byte arrays of struct vfu_pci, allocated as one block. */
-#define NR_CFG_ARRAYS    7
+/* The attribute arrays of struct vfu_pci (wmask to emul), one block. */
+#define NR_ATTR_ARRAYS   6
 
 /*
  * Config space of @cfg_size bytes (256 for conventional PCI, 4096 for PCI
@@ -22,33 +22,49 @@
  * Extended config space gets attributes only once an extended capability
  * is added, so a thousand devices pay for neither what they do not have
  * nor what they do not use. What the tables held is kept, new bytes are
- * 0; the arrays move. 0 or -ENOMEM (nothing changed).
+ * 0. The attribute arrays move; config space itself moves only when its
+ * size changes (vfu_pci_init()), as the device may keep a pointer to it
+ * from then on (vfu_pci_get_config_space()). 0 or -ENOMEM (nothing
+ * changed).
  */
 int
 pci_table_resize(vfu_ctx_t *ctx, size_t cfg_size, size_t attr_size)
 {
-    uint8_t *block = calloc(1, cfg_size + (NR_CFG_ARRAYS - 1) * attr_size);
-    uint8_t **arrays[NR_CFG_ARRAYS] = {
-        &ctx->pci.cfg, &ctx->pci.wmask, &ctx->pci.w1cmask, &ctx->pci.rstval,
+    uint8_t **attrs[NR_ATTR_ARRAYS] = {
+        &ctx->pci.wmask, &ctx->pci.w1cmask, &ctx->pci.rstval,
         &ctx->pci.sticky, &ctx->pci.flrkeep, &ctx->pci.emul,
     };
-    uint8_t *old = ctx->pci.cfg;    /* the old block starts with cfg */
-    uint8_t *at = block;
+    uint8_t *old_attrs = ctx->pci.wmask;    /* the block starts with wmask */
+    uint8_t *block = calloc(NR_ATTR_ARRAYS, attr_size);
+    uint8_t *cfg = ctx->pci.cfg;
+    size_t had = ctx->pci.attr_size < attr_size ? ctx->pci.attr_size :
+                 attr_size;
 
     if (block == NULL) {
         return -ENOMEM;
     }
-    for (size_t i = 0; i < NR_CFG_ARRAYS; i++) {
-        size_t size = i == 0 ? cfg_size : attr_size;
-        size_t had = i == 0 ? ctx->pci.cfg_size : ctx->pci.attr_size;
-
-        if (*arrays[i] != NULL) {
-            memcpy(at, *arrays[i], had < size ? had : size);
+    if (cfg == NULL || cfg_size != ctx->pci.cfg_size) {
+        cfg = calloc(1, cfg_size);
+        if (cfg == NULL) {
+            free(block);
+            return -ENOMEM;
         }
-        *arrays[i] = at;
-        at += size;
+        if (ctx->pci.cfg != NULL) {
+            memcpy(cfg, ctx->pci.cfg, ctx->pci.cfg_size < cfg_size ?
+                                      ctx->pci.cfg_size : cfg_size);
+            free(ctx->pci.cfg);
+        }
+        ctx->pci.cfg = cfg;
     }
-    free(old);
+    for (size_t i = 0; i < NR_ATTR_ARRAYS; i++) {
+        uint8_t *at = block + i * attr_size;
+
+        if (*attrs[i] != NULL) {
+            memcpy(at, *attrs[i], had);
+        }
+        *attrs[i] = at;
+    }
+    free(old_attrs);
     ctx->pci.cfg_size = cfg_size;
     ctx->pci.attr_size = attr_size;
     return 0;
@@ -73,7 +89,8 @@ pci_attr_full(vfu_ctx_t *ctx)
 void
 pci_table_free(vfu_ctx_t *ctx)
 {
-    free(ctx->pci.cfg);     /* the whole block */
+    free(ctx->pci.cfg);
+    free(ctx->pci.wmask);   /* the attributes' block */
     ctx->pci.cfg = NULL;
     ctx->pci.wmask = NULL;
     ctx->pci.w1cmask = NULL;

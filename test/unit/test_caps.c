@@ -286,6 +286,31 @@ test_add_refused(void **state)
     teardown((void **)&bare);
 }
 
+/*
+ * Config space keeps its address from vfu_pci_init() on: a device may hold
+ * the pointer while it adds capabilities (the register table grows for the
+ * first extended one, config space does not move).
+ */
+static void
+test_config_space_stays(void **state)
+{
+    vfu_ctx_t *ctx = *state;
+    vfu_pci_config_space_t *cs = vfu_pci_get_config_space(ctx);
+    uint8_t *raw = (uint8_t *)cs;           /* all 4096 bytes of it */
+    struct dsncap d = dsn_cap(1);
+    uint8_t v[0x40];
+
+    raw[0x300] = 0x5a;                      /* a device byte, past 256 */
+    assert_int_equal(add(ctx, 0, VFU_CAP_FLAG_EXTENDED, &d), 0x100);
+    assert_ptr_equal(vfu_pci_get_config_space(ctx), cs);
+    ext_vsc(v, 8);
+    assert_int_equal(add(ctx, 0x200, VFU_CAP_FLAG_EXTENDED, v), 0x200);
+    assert_ptr_equal(vfu_pci_get_config_space(ctx), cs);
+    assert_int_equal(raw[0x300], 0x5a);
+    assert_int_equal(raw[0x100], PCI_EXT_CAP_ID_DSN);
+    assert_int_equal(rd(ctx, 0x300, 1), 0x5a);
+}
+
 static void
 test_add_refused_express(void **state)
 {
@@ -1357,6 +1382,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         TC(test_struct_layouts),
         TC(test_add_refused),
+        TE(test_config_space_stays),
         TE(test_add_refused_express),
         TC(test_pcix_extended),
         TC(test_original_habits),
