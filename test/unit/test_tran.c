@@ -484,6 +484,39 @@ test_pooled_big_message(void **state)
     assert_int_equal(test_pool.nr_out, 0);
 }
 
+/*
+ * No big buffer to be had (a pool whose buffers are larger than any
+ * address space, so mmap() fails whatever the overcommit policy): the
+ * receive that needs one fails with ENOBUFS (the server then lets that
+ * client go), what came before it was served, and nothing is held.
+ */
+static struct tran_pool unmappable_pool = TRAN_POOL_INIT((size_t)1 << 47);
+
+static void
+test_pooled_no_big_buffer(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[5000 + 64];
+    struct tran_msg msg;
+    size_t len = make_msg(buf, 1, 2, 16, 0x11);
+    ssize_t n;
+
+    tran_rx_fini(&f->rx);
+    assert_int_equal(tran_rx_init_pooled(&f->rx, 128, &unmappable_pool), 0);
+    len += make_msg(buf + len, 2, 3, 5000, 0x22);
+    write_all(f->sv[0], buf, len);
+
+    next_msg(f, &msg);
+    assert_int_equal(msg.hdr.msg_id, 1);
+    assert_int_equal(msg.payload[15], 0x11);
+    do {
+        n = tran_rx_fill(&f->rx, f->sv[1], 0);
+    } while (n > 0 && tran_rx_next(&f->rx, &msg) == 0);
+    assert_int_equal(n, -ENOBUFS);
+    assert_false(f->rx.big);
+    assert_int_equal(unmappable_pool.nr_out, 0);
+}
+
 int
 main(void)
 {
@@ -503,6 +536,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pooled_big_message, setup_pooled,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_direct_declines_under_hold, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pooled_no_big_buffer, setup_pooled,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
