@@ -167,8 +167,10 @@ handle_server_msg(struct vfu_client *c, struct tran_msg *msg)
     }
     if (tran_hdr_type(&msg->hdr) == VFIO_USER_F_TYPE_COMMAND &&
         !tran_hdr_no_reply(&msg->hdr)) {
-        (void)tran_send_error(c->fd, client_send_deadline(c), &msg->hdr,
-                              EOPNOTSUPP);
+        struct vfio_user_header err;
+
+        tran_hdr_init_error(&err, &msg->hdr, EOPNOTSUPP);
+        (void)client_send(c, client_send_deadline(c), &err, NULL, 0, NULL, 0);
     }
     return -EPROTO;
 }
@@ -254,6 +256,20 @@ start_deadline(struct vfu_client *c)
     c->rx.deadline = c->deadline;
 }
 
+int
+client_send(struct vfu_client *c, int64_t deadline,
+            struct vfio_user_header *hdr, const struct iovec *iov,
+            size_t iovcnt, const int *fds, size_t nr_fds)
+{
+    int ret = tran_send(c->fd, deadline, hdr, iov, iovcnt, fds, nr_fds);
+
+    if (ret < 0 && ret != -EINVAL) {
+        /* Part of it may be out: what we sent next would be garbage. */
+        (void)shutdown(c->fd, SHUT_RDWR);
+    }
+    return ret;
+}
+
 /* Sends a command; its msg_id is returned in *id. Returns 0 or -errno. */
 int
 send_cmd(struct vfu_client *c, uint16_t cmd, bool no_reply,
@@ -267,7 +283,7 @@ send_cmd(struct vfu_client *c, uint16_t cmd, bool no_reply,
     (void)forget_abandoned(c, *id);     /* a reply with this id is ours now */
     start_deadline(c);
     tran_hdr_init(&hdr, *id, cmd, VFIO_USER_F_TYPE_COMMAND, no_reply);
-    ret = tran_send(c->fd, c->deadline, &hdr, iov, iovcnt, fds, nr_fds);
+    ret = client_send(c, c->deadline, &hdr, iov, iovcnt, fds, nr_fds);
     if (ret == 0) {
         c->requests++;
     }
@@ -412,7 +428,7 @@ vfu_client_send(vfu_client_t *c, uint16_t cmd, uint32_t flags,
                   (flags & VFIO_USER_F_NO_REPLY) != 0);
     /* Every bit as given, reserved ones included: tests send odd flags. */
     memcpy(&hdr.flags, &flags, sizeof(flags));
-    ret = tran_send(c->fd, c->deadline, &hdr, &iov, 1, fds, nr_fds);
+    ret = client_send(c, c->deadline, &hdr, &iov, 1, fds, nr_fds);
     if (ret < 0) {
         return fail(ret);
     }

@@ -176,7 +176,7 @@ serve_dma(struct vfu_client *c, struct tran_msg *msg)
             }
         }
     }
-    (void)tran_send(c->fd, client_send_deadline(c), &hdr, out, nout, NULL, 0);
+    (void)client_send(c, client_send_deadline(c), &hdr, out, nout, NULL, 0);
     free(bounce);
 }
 

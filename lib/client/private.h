@@ -181,6 +181,15 @@ int typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
  * send also carries the deadline, see tran_send()).
  */
 int client_apply_timeouts(struct vfu_client *c);
+/*
+ * Sends a message (tran_send()). A send that fails other than on its
+ * arguments (EINVAL) may have sent part of the message: the connection is
+ * shut down then, so every later call fails with ENOTCONN instead of
+ * sending into a stream the server can no longer frame.
+ */
+int client_send(struct vfu_client *c, int64_t deadline,
+                struct vfio_user_header *hdr, const struct iovec *iov,
+                size_t iovcnt, const int *fds, size_t nr_fds);
 /* When a send started now must be done (0: never gives up). */
 static inline int64_t
 client_send_deadline(const struct vfu_client *c)

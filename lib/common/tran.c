@@ -693,10 +693,17 @@ tran_send_error(int sock, int64_t deadline,
 {
     struct vfio_user_header hdr;
 
-    tran_hdr_init(&hdr, req->msg_id, req->cmd, VFIO_USER_F_TYPE_REPLY, false);
-    hdr.flags |= VFIO_USER_F_ERROR;
-    hdr.error_no = (uint32_t)err;
+    tran_hdr_init_error(&hdr, req, err);
     return tran_send(sock, deadline, &hdr, NULL, 0, NULL, 0);
+}
+
+void
+tran_hdr_init_error(struct vfio_user_header *hdr,
+                    const struct vfio_user_header *req, int err)
+{
+    tran_hdr_init(hdr, req->msg_id, req->cmd, VFIO_USER_F_TYPE_REPLY, false);
+    hdr->flags |= VFIO_USER_F_ERROR;
+    hdr->error_no = (uint32_t)err;
 }
 
 

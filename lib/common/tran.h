@@ -229,6 +229,9 @@ int tran_send(int sock, int64_t deadline, struct vfio_user_header *hdr,
               const struct iovec *iov, size_t iovcnt, const int *fds,
               size_t nr_fds);
 
+/* The header of an error reply to @req carrying @err. */
+void tran_hdr_init_error(struct vfio_user_header *hdr,
+                         const struct vfio_user_header *req, int err);
 /* Answers request @req with an error reply carrying @err; 0 or -errno. */
 int tran_send_error(int sock, int64_t deadline,
                     const struct vfio_user_header *req, int err);
