@@ -331,21 +331,16 @@ typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
 int
 client_apply_timeouts(struct vfu_client *c)
 {
-    struct timeval rcv = { 0 }, snd = { 0 };
+    struct timeval rcv = { 0 };
 
     if (c->timeout_ms >= 0) {
         int tick = c->timeout_ms / CLIENT_TIMEOUT_TICKS;
 
         tick = tick > 0 ? tick : 1;
         rcv = (struct timeval){ tick / 1000, (tick % 1000) * 1000 };
-        snd = (struct timeval){ c->timeout_ms / 1000,
-                                (c->timeout_ms % 1000) * 1000 };
-        if (c->timeout_ms == 0) {
-            snd.tv_usec = 1000;     /* 0 would mean no limit */
-        }
     }
-    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv)) < 0 ||
-        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd)) < 0) {
+    /* Sends need nothing of the socket: they carry the deadline. */
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv)) < 0) {
         return -errno;
     }
     return 0;

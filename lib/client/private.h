@@ -176,10 +176,7 @@ int do_request(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
 int typed_request(struct vfu_client *c, uint16_t cmd, bool posted,
                   const struct iovec *iov, size_t iovcnt, size_t min,
                   size_t max, struct tran_msg *reply);
-/*
- * Applies the timeout to the socket: SO_RCVTIMEO ticks, SO_SNDTIMEO (each
- * send also carries the deadline, see tran_send()).
- */
+/* Applies the timeout to the socket: SO_RCVTIMEO ticks (sends carry it). */
 int client_apply_timeouts(struct vfu_client *c);
 /*
  * Sends a message (tran_send()). A send that fails other than on its

@@ -697,6 +697,22 @@ tran_send_error(int sock, int64_t deadline,
     return tran_send(sock, deadline, &hdr, NULL, 0, NULL, 0);
 }
 
+/* Waits until @sock takes more, or -ETIMEDOUT once @deadline has passed. */
+static int
+wait_writable(int sock, int64_t deadline)
+{
+    struct pollfd p = { .fd = sock, .events = POLLOUT };
+    int64_t left = deadline - vfu_now_ms();
+
+    if (left <= 0) {
+        return -ETIMEDOUT;
+    }
+    if (poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left) < 0) {
+        return -errno;              /* EINTR: the caller tries again */
+    }
+    return 0;
+}
+
 void
 tran_hdr_init_error(struct vfio_user_header *hdr,
                     const struct vfio_user_header *req, int err)
@@ -722,6 +738,12 @@ tran_send(int sock, int64_t deadline, struct vfio_user_header *hdr,
     struct msghdr mh = { 0 };
     size_t total = HDR_SIZE;
     size_t nv = 1;
+    /*
+     * With a deadline nothing blocks in the kernel, where a peer that
+     * reads a little now and then could hold one sendmsg() for as long as
+     * it likes: a full socket is waited for with poll(), up to the deadline.
+     */
+    int flags = MSG_NOSIGNAL | (deadline != 0 ? MSG_DONTWAIT : 0);
 
     if (iovcnt > TRAN_MAX_IOV || nr_fds > TRAN_MAX_FDS) {
         return -EINVAL;
@@ -755,7 +777,7 @@ tran_send(int sock, int64_t deadline, struct vfio_user_header *hdr,
     }
 
     while (total > 0) {
-        ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        ssize_t n = sendmsg(sock, &mh, flags);
         if (n < 0 && errno == ENOTSOCK) {
             /* A pipe (VFU_TRANS_PIPE's standard output) carries no fds. */
             if (mh.msg_control != NULL) {
@@ -764,21 +786,17 @@ tran_send(int sock, int64_t deadline, struct vfio_user_header *hdr,
             n = writev(sock, mh.msg_iov, (int)mh.msg_iovlen);
         }
         if (n < 0) {
-            if (errno == EINTR) {
-                if (deadline == 0 || vfu_now_ms() < deadline) {
-                    continue;
-                }
-                return -ETIMEDOUT;
+            int err = errno;
+
+            if (err == EAGAIN && deadline != 0) {
+                err = -wait_writable(sock, deadline);
             }
-            if (errno == EAGAIN && deadline != 0) {
-                return -ETIMEDOUT;      /* SO_SNDTIMEO ran out */
+            if (err == 0 || err == EINTR) {
+                continue;
             }
-            return (errno == EPIPE || errno == ECONNRESET) ? -ENOTCONN : -errno;
+            return (err == EPIPE || err == ECONNRESET) ? -ENOTCONN : -err;
         }
         total -= (size_t)n;
-        if (total > 0 && deadline != 0 && vfu_now_ms() >= deadline) {
-            return -ETIMEDOUT;          /* a peer taking it bit by bit */
-        }
         /* Partial send: skip what went out; fds went with the first part. */
         mh.msg_control = NULL;
         mh.msg_controllen = 0;

@@ -218,12 +218,11 @@ tran_hdr_error(const struct vfio_user_header *hdr)
 
 /*
  * Sends a header and payload as one message with one sendmsg() (more only if
- * the kernel accepts part of it). @hdr->msg_size is set here. A send into
- * a full socket blocks, each sendmsg() at most the socket's SO_SNDTIMEO;
- * with a @deadline (vfu_now_ms() time; 0: none) the send ends with
- * -ETIMEDOUT when SO_SNDTIMEO runs out or the deadline has passed with
- * part of the message still to go: the stream is then unusable. Returns 0
- * or -errno.
+ * the kernel accepts part of it). @hdr->msg_size is set here. Without a
+ * @deadline (0) a send into a full socket blocks; with one (vfu_now_ms()
+ * time) it waits for room until then and ends with -ETIMEDOUT, however
+ * much of the message went out: the stream is then unusable. Returns 0 or
+ * -errno.
  */
 int tran_send(int sock, int64_t deadline, struct vfio_user_header *hdr,
               const struct iovec *iov, size_t iovcnt, const int *fds,

@@ -71,20 +71,6 @@ turn_away(int listen_fd)
     pthread_mutex_unlock(&reserve_lock);
 }
 
-/*
- * Sends on @sock block at most SERVER_PEER_TIMEOUT_MS each (tran_send()
- * also bounds the whole message): a client that stops reading is let go.
- */
-static int
-set_send_timeout(int sock)
-{
-    struct timeval t = { SERVER_PEER_TIMEOUT_MS / 1000,
-                         (SERVER_PEER_TIMEOUT_MS % 1000) * 1000 };
-
-    return setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof(t)) < 0 ?
-           -errno : 0;
-}
-
 /* A socket bound to @path and listening; -errno. */
 static int
 bind_listen(const char *path, bool nonblock)
@@ -343,9 +329,6 @@ negotiate(vfu_ctx_t *ctx, struct tran_msg *msg)
             ret = ret < 0 ? ret : -errno;
             goto fail;
         }
-        if ((ret = set_send_timeout(twin[0])) < 0) {
-            goto fail;
-        }
         ours.twin_socket = true;
         ours.twin_socket_fd_index = 0;
     }
@@ -428,12 +411,6 @@ accept_client(vfu_ctx_t *ctx)
                 turn_away(ctx->listen_fd);
             }
             return -err;
-        }
-        int err = set_send_timeout(ctx->conn_fd);
-        if (err < 0) {
-            close(ctx->conn_fd);
-            ctx->conn_fd = -1;
-            return err;
         }
         ctx->out_fd = ctx->conn_fd;
     }

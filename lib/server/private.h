@@ -104,9 +104,9 @@ struct deferred_msg {
 #define SERVER_DMA_PGSIZE       4096    /* pgsizes: DMA_MAP alignment */
 /*
  * How long the client has to answer our DMA request, and to make room for
- * what we send it (a reply, a DMA request): a client that stops reading
- * is disconnected then instead of holding the thread, and every other
- * device that thread serves, for good.
+ * what we send it (a reply, a DMA request; tran_send()'s deadline): a
+ * client that stops reading is disconnected then instead of holding the
+ * thread, and every other device that thread serves, for good.
  */
 #define SERVER_PEER_TIMEOUT_MS  20000
 static inline int64_t

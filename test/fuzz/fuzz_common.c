@@ -442,8 +442,8 @@ __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
     struct msghdr m = *msg;
     int tries = 0;
 
-    if (hooks == NULL || hooks->drain == NULL || in_hook ||
-        (flags & MSG_DONTWAIT)) {
+    /* The libraries' sends, blocking or not, find a peer that reads. */
+    if (hooks == NULL || hooks->drain == NULL || in_hook) {
         return __real_sendmsg(fd, msg, flags);
     }
     for (;;) {

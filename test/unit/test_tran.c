@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "common.h"
 #include "tran.h"
 
 struct fixture {
@@ -269,6 +271,64 @@ test_send_sets_size(void **state)
     assert_int_equal(msg.hdr.msg_size, 16 + 12);
     assert_int_equal((msg.hdr.flags & VFIO_USER_F_TYPE_MASK), VFIO_USER_F_TYPE_REPLY);
     assert_memory_equal(msg.payload, payload, 12);
+}
+
+/* A send of @len payload bytes on @sock with @deadline. */
+static int
+send_big(int sock, size_t len, int64_t deadline)
+{
+    struct vfio_user_header hdr;
+    struct iovec iov = { calloc(1, len), len };
+    int ret;
+
+    assert_non_null(iov.iov_base);
+    tran_hdr_init(&hdr, 1, 2, VFIO_USER_F_TYPE_REPLY, false);
+    ret = tran_send(sock, deadline, &hdr, &iov, 1, NULL, 0);
+    free(iov.iov_base);
+    return ret;
+}
+
+/* A peer that reads nothing: the send ends at the deadline. */
+static void
+test_send_timeout_no_reader(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(send_big(f->sv[0], 4 << 20, vfu_now_ms() + 100),
+                     -ETIMEDOUT);
+}
+
+/* Reads a little at a time until the other end closes. */
+static void *
+trickle_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[4096];
+    struct timespec pause = { 0, 5 * 1000 * 1000 };
+
+    while (read(fd, buf, sizeof(buf)) > 0) {
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+/*
+ * A peer that keeps reading, too slowly (4 MiB would take it seconds):
+ * the send makes progress all along, and still ends at the deadline.
+ */
+static void
+test_send_deadline_trickle(void **state)
+{
+    struct fixture *f = *state;
+    pthread_t reader;
+    int ret;
+
+    assert_int_equal(pthread_create(&reader, NULL, trickle_reader,
+                                    &f->sv[1]), 0);
+    ret = send_big(f->sv[0], 4 << 20, vfu_now_ms() + 100);
+    shutdown(f->sv[0], SHUT_WR);
+    assert_int_equal(pthread_join(reader, NULL), 0);
+    assert_int_equal(ret, -ETIMEDOUT);
 }
 
 /* A reply of the expected size lands in the caller's buffer directly. */
@@ -538,6 +598,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_direct_declines_under_hold, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pooled_no_big_buffer, setup_pooled,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_send_timeout_no_reader, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_send_deadline_trickle, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
