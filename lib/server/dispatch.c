@@ -582,7 +582,8 @@ vfu_run_ctx(vfu_ctx_t *ctx)
     }
     block = !(ctx->flags & LIBVFIO_USER_FLAG_ATTACH_NB);
 
-    for (;;) {
+    /* Non-blocking: what is buffered, one receive, what it brought. */
+    for (bool received = false;; received = true) {
         ssize_t n;
 
         ret = serve_buffered(ctx, &handled);
@@ -592,6 +593,10 @@ vfu_run_ctx(vfu_ctx_t *ctx)
         }
         if (ret < 0 || ctx->conn_broken) {
             break;
+        }
+        if (!block && received) {
+            tran_rx_trim(&ctx->rx);     /* idle: no big buffer kept */
+            return handled;
         }
         /* A signal while we wait for the next message ends the call. */
         n = tran_rx_fill(&ctx->rx, ctx->conn_fd,
@@ -608,18 +613,6 @@ vfu_run_ctx(vfu_ctx_t *ctx)
                 vfu_log_err(ctx, "receive failed: %s", strerror((int)-n));
             }
             break;
-        }
-        if (!block) {
-            ret = serve_buffered(ctx, &handled);
-            if (ret == -EBUSY) {
-                errno = EBUSY;
-                return -1;
-            }
-            if (ret < 0 || ctx->conn_broken) {
-                break;
-            }
-            tran_rx_trim(&ctx->rx);     /* idle: no big buffer kept */
-            return handled;
         }
     }
     errno = ctx_disconnect(ctx, true) == -EBUSY ? EBUSY : ENOTCONN;
