@@ -13,7 +13,8 @@ build=${1:-build}
 [ $# -gt 0 ] || set -- --no-suite interop
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@"
 status=$?
-log="$build/meson-logs/testlog.json"
+# The run's own log: testlog.json, or testlog-WRAPPER.json with --wrapper.
+log=$(ls -t "$build"/meson-logs/testlog*.json 2>/dev/null | head -n 1)
 passed=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
 failed=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
 skipped=$(grep -c '"result": "SKIP"' "$log" 2>/dev/null || true)

@@ -89,6 +89,7 @@ send_reply(int fd, const struct vfio_user_header *req, const void *payload,
 
     if (nr_fds > 0 && !error) {
         struct cmsghdr *cm;
+        memset(ctl.buf, 0, sizeof(ctl.buf));
         mh.msg_control = ctl.buf;
         mh.msg_controllen = CMSG_SPACE(sizeof(int) * nr_fds);
         cm = CMSG_FIRSTHDR(&mh);

@@ -1488,11 +1488,11 @@ static void
 test_feature_refused(void **state)
 {
     struct fx *f = *state;
-    uint8_t msg[256], rep[256];
+    uint8_t msg[256] = { 0 }, rep[256];
     log_control_t ctl = { .page_size = PG, .num_ranges = 1 };
     log_range_t range = { IOVA, 16 * PG };
     log_report_t report = { .iova = IOVA, .length = 16 * PG, .page_size = PG };
-    uint8_t data[64];
+    uint8_t data[64] = { 0 };
     size_t len, rlen;
 
 #define FEAT_ERR(argsz, flags, d, dlen, err) do {                            \

@@ -792,7 +792,7 @@ static void
 test_data_read(void **state)
 {
     struct fx *f = *state;
-    uint8_t *buf = malloc(SAVED_SIZE);
+    uint8_t *buf = calloc(1, SAVED_SIZE);
     size_t got = 0;
     ssize_t n;
 
