@@ -7,12 +7,12 @@
 #ifndef VFU_TRAN_H
 #define VFU_TRAN_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "pool.h"
 #include "vfio-user.h"
 
 /* Most file descriptors one message may carry. */
@@ -44,26 +44,6 @@ struct tran_msg {
     bool oversized;
     bool fds_lost;
 };
-
-/*
- * A process-wide pool of big buffers of one size (page aligned), lent to
- * whoever needs one for the time of a large message and given back after:
- * many connections share a few, so an idle one holds none. Thread-safe.
- * At most TRAN_POOL_KEEP free buffers are kept; more are unmapped.
- */
-#define TRAN_POOL_KEEP          4
-struct tran_pool {
-    pthread_mutex_t lock;
-    size_t size;                /* bytes of each buffer */
-    unsigned nr_free;
-    void *free[TRAN_POOL_KEEP];
-    size_t nr_out;              /* lent and not given back (stats) */
-};
-#define TRAN_POOL_INIT(sz) { .lock = PTHREAD_MUTEX_INITIALIZER, .size = (sz) }
-
-/* A buffer of pool->size bytes, page aligned; NULL (errno ENOMEM) if none. */
-void *tran_pool_get(struct tran_pool *pool);
-void tran_pool_put(struct tran_pool *pool, void *buf);
 
 struct tran_fd_set {
     size_t off;                 /* offset of the owning message in buf */
