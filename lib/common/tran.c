@@ -676,7 +676,6 @@ tran_hdr_init_error(struct vfio_user_header *hdr,
     hdr->error_no = (uint32_t)err;
 }
 
-
 #define TRAN_MAX_IOV 8
 
 int

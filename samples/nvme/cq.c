@@ -95,12 +95,8 @@ nvme_aen(struct nvme_ctrl *c, uint8_t type, uint8_t info, uint8_t log)
     if (c->aen_masked || c->aen_pending != 0) {
         return;
     }
-    if (c->nr_aers == 0) {
-        c->aen_pending = dw0;
-        return;
-    }
-    nvme_post(c, 0, pop_aer(c), NVME_SC_SUCCESS, dw0);
-    c->aen_masked = true;
+    c->aen_pending = dw0;           /* never 0: the log page is named */
+    nvme_deliver_pending_aen(c);
 }
 
 void
